@@ -1,0 +1,33 @@
+package fincalcauth
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// Internals for the tests of package fincalcauth_test.
+
+var ParseResponse = parseResponse
+
+const (
+	FetchTimeout       = fetchTimeout
+	SleepBudget        = sleepBudget
+	MaxAttempts        = maxAttempts
+	MaxCooldown        = maxCooldown
+	DefaultHTTPTimeout = defaultHTTPTimeout
+)
+
+func TokenClient(ctx context.Context) *http.Client { return tokenClient(ctx) }
+
+func ParseRetryAfter(v string, now time.Time) time.Duration { return parseRetryAfter(v, now) }
+
+// RefreshWindow returns the refresh window a new source of c gives a
+// token of the given lifetime.
+func RefreshWindow(c *Config, lifetime time.Duration) time.Duration {
+	return newRefresher(context.Background(), c).window(lifetime)
+}
+
+var _ oauth2.TokenSource = reuseAdapter{}

@@ -1,0 +1,256 @@
+package fincalcauth
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// Defaults of the retry policy of one fetch.
+const (
+	// defaultHTTPTimeout bounds one token request when the context
+	// supplies no HTTP client.
+	defaultHTTPTimeout = 10 * time.Second
+
+	maxAttempts = 4
+	// firstBackoff is the longest first sleep; each retry doubles it.
+	firstBackoff = 250 * time.Millisecond
+	// sleepBudget bounds the sum of the sleeps between attempts of one
+	// fetch: callers wait on a fetch.
+	sleepBudget = 2 * time.Second
+)
+
+// requestBody is the token request, with the five documented fields in
+// the documented order. All are strings, as the schema says.
+type requestBody struct {
+	GrantType    string `json:"grant_type"`
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+	Scope        string `json:"scope"`
+	EmailAddress string `json:"email_address"`
+}
+
+// fetcher performs token requests for one Config. It is safe for
+// concurrent use.
+type fetcher struct {
+	url    string
+	body   []byte // the JSON request; it holds the secret
+	secret string
+	client *http.Client
+	logger *slog.Logger
+}
+
+// newFetcher prepares requests for c, which must be valid, using the HTTP
+// client that ctx carries under oauth2.HTTPClient, if any.
+func newFetcher(ctx context.Context, c *Config) *fetcher {
+	body, err := json.Marshal(requestBody{
+		GrantType:    "client_credentials",
+		ClientID:     c.ClientID,
+		ClientSecret: c.ClientSecret,
+		Scope:        strings.Join(c.Scopes, " "),
+		EmailAddress: c.EmailAddress,
+	})
+	if err != nil {
+		panic("fincalcauth: encoding a request of strings failed: " + err.Error())
+	}
+	return &fetcher{
+		url:    c.tokenURL(),
+		body:   body,
+		secret: c.ClientSecret,
+		client: tokenClient(ctx),
+		logger: c.Logger,
+	}
+}
+
+// tokenClient returns the client for token requests: a copy of the one
+// in ctx, or one with defaultHTTPTimeout. Neither follows redirects, so
+// that the request body, which holds the secret, goes to TokenURL only.
+func tokenClient(ctx context.Context) *http.Client {
+	c := &http.Client{Timeout: defaultHTTPTimeout}
+	if ctx != nil {
+		if hc, ok := ctx.Value(oauth2.HTTPClient).(*http.Client); ok && hc != nil {
+			*c = *hc
+		}
+	}
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return c
+}
+
+// outcome is the result of one attempt.
+type outcome struct {
+	tok        *oauth2.Token
+	err        error
+	transient  bool          // worth another attempt
+	retryAfter time.Duration // from a Retry-After header; 0 if none
+}
+
+// fetch obtains one token, retrying transient failures with exponential
+// backoff and jitter. It stops when ctx is done.
+func (f *fetcher) fetch(ctx context.Context) (*oauth2.Token, error) {
+	var slept time.Duration
+	var last error
+	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return nil, stopped(ctx, attempt-1, last)
+		}
+		o := f.attempt(ctx)
+		if o.err == nil {
+			if attempt > 1 && f.logger != nil {
+				f.logger.LogAttrs(ctx, slog.LevelDebug, "fincalcauth: token fetched after retries",
+					slog.Int("attempts", attempt), slog.Time("expiry", o.tok.Expiry))
+			}
+			return o.tok, nil
+		}
+		last = o.err
+		if ctx.Err() != nil {
+			return nil, stopped(ctx, attempt, last)
+		}
+		if !o.transient || attempt == maxAttempts {
+			return nil, o.err
+		}
+		wait := backoff(attempt)
+		if o.retryAfter > wait {
+			wait = o.retryAfter
+		}
+		if slept+wait > sleepBudget {
+			if o.retryAfter > 0 {
+				// The server asks for more than the budget left: fail now
+				// rather than keep the callers waiting.
+				return nil, o.err
+			}
+			wait = sleepBudget - slept
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, stopped(ctx, attempt, last)
+		case <-t.C:
+		}
+		slept += wait
+	}
+}
+
+// backoff returns the sleep after the given failed attempt: firstBackoff
+// doubled for each earlier attempt, less up to half of it at random.
+func backoff(attempt int) time.Duration {
+	d := firstBackoff << (attempt - 1)
+	return d - rand.N(d/2+1)
+}
+
+// stopped reports that ctx ended a fetch, naming the last failure if any.
+func stopped(ctx context.Context, attempts int, last error) error {
+	cause := context.Cause(ctx)
+	if cause == nil {
+		cause = ctx.Err()
+	}
+	msg := "fincalcauth: token request stopped: " + cause.Error()
+	errs := []error{ctx.Err()}
+	if cause != ctx.Err() {
+		errs = append(errs, cause)
+	}
+	if last != nil {
+		msg += " after " + strconv.Itoa(attempts) + " attempt"
+		if attempts != 1 {
+			msg += "s"
+		}
+		msg += "; last failure: " + strings.TrimPrefix(last.Error(), "fincalcauth: ")
+		errs = append(errs, last)
+	}
+	return &tokenError{msg: msg, errs: errs}
+}
+
+// attempt makes one token request.
+func (f *fetcher) attempt(ctx context.Context) outcome {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.url, bytes.NewReader(f.body))
+	if err != nil {
+		return outcome{err: &tokenError{msg: "fincalcauth: token request: " + err.Error(), errs: []error{err}}}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	sent := time.Now()
+	resp, err := f.client.Do(req)
+	if err != nil {
+		// The error names the URL, never the body: no secret in it.
+		return outcome{
+			err:       &tokenError{msg: "fincalcauth: token request failed: " + err.Error(), errs: []error{err}},
+			transient: ctx.Err() == nil,
+		}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodySize+1))
+	if err != nil {
+		return outcome{
+			err:       &tokenError{msg: "fincalcauth: reading token response (" + resp.Status + "): " + err.Error(), errs: []error{err}},
+			transient: ctx.Err() == nil,
+		}
+	}
+	o := outcome{transient: transientStatus(resp.StatusCode)}
+	if len(body) > maxBodySize {
+		body = body[:maxBodySize]
+		if resp.StatusCode/100 == 2 {
+			o.err = malformed(resp, body, f.secret, "larger than 1 MiB")
+			return o
+		}
+	}
+	o.tok, o.err = parseResponse(resp, body, f.secret, sent)
+	if o.err != nil && o.transient {
+		o.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	}
+	return o
+}
+
+// transientStatus reports whether a status is worth another attempt.
+func transientStatus(code int) bool {
+	switch code {
+	case http.StatusRequestTimeout, http.StatusTooManyRequests,
+		http.StatusInternalServerError, http.StatusBadGateway,
+		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// parseRetryAfter reads a Retry-After header in seconds or HTTP-date
+// form. It returns 0 when v is absent, malformed or in the past.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		if n > int64(time.Hour/time.Second) {
+			n = int64(time.Hour / time.Second)
+		}
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return min(d, time.Hour)
+		}
+	}
+	return 0
+}
+
+// statusOf returns the HTTP status of a failed fetch, or 0 when the
+// server gave none.
+func statusOf(err error) int {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) && re.Response != nil {
+		return re.Response.StatusCode
+	}
+	return 0
+}

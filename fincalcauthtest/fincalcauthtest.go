@@ -1,0 +1,429 @@
+// Package fincalcauthtest provides a fake FinCalc for tests: a loopback
+// HTTP server that issues tokens as FinCalc's client-credentials endpoint
+// does, and an API that accepts only the tokens it issued.
+//
+// It is shaped like [net/http/httptest]: [NewServer] starts a server,
+// [Server.Close] stops it, and [Server.URL] is where it listens.
+// [Server.Config] returns a ready *fincalcauth.Config pointing at it:
+//
+//	srv := fincalcauthtest.NewServer()
+//	defer srv.Close()
+//	client := srv.Config().Client(ctx)
+//	resp, err := client.Get(srv.URL + fincalcauthtest.ClientsPath)
+//
+// The token endpoint at [TokenPath] validates a request as the real one
+// is documented to: a POST of a JSON object with exactly the fields
+// grant_type ("client_credentials"), client_id, client_secret, scope and
+// email_address, each a non-empty JSON string given once. A request that
+// breaks a rule gets FinCalc's documented 400 answer,
+// {"success": false, "message": {"description": "..."}}. Credentials
+// other than the server's get 401 with the same envelope. A good request
+// gets a distinct token that lives [DefaultTokenLifetime] unless
+// [Server.SetTokenLifetime] says otherwise.
+//
+// Failures of the token endpoint can be scripted with [Server.FailNext]
+// and [Server.FailAlways]: a status with an envelope or any body, extra
+// headers such as Retry-After, a delay, or a dropped connection.
+//
+// The API side: [ClientsPath] answers a FinCalc envelope to any request
+// that carries a bearer token the server issued, unexpired and not
+// revoked, and 401 to any other. [Server.RequireToken] applies the same
+// check to a handler of your own, so that a FinCalc API client can be
+// tested end to end.
+//
+// A Server is safe for concurrent use.
+package fincalcauthtest
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/mail"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gofincalc/fincalcauth"
+)
+
+// The credentials a new Server accepts, and its paths.
+const (
+	ClientID     = "12345"
+	ClientSecret = "fake-secret-bVc8ztJq3N92uUM4mRSoDkE6"
+	EmailAddress = "hello@example.com"
+
+	// TokenPath is the path of the token endpoint, as at FinCalc.
+	TokenPath = "/api/oauth/token"
+	// ClientsPath is an API path that answers only to a valid token.
+	ClientsPath = "/api/v2/clients"
+
+	// DefaultTokenLifetime is the lifetime of tokens, as at FinCalc.
+	DefaultTokenLifetime = 24 * time.Hour
+)
+
+// badRequest is FinCalc's documented description for a 400 answer.
+const badRequest = "The request is missing a required parameter, includes an invalid parameter value, includes a parameter more than once, or is otherwise malformed."
+
+// knownScopes are the scopes the fake accepts.
+var knownScopes = map[string]bool{
+	fincalcauth.ScopeFactFind:          true,
+	fincalcauth.ScopeClientFinancials:  true,
+	fincalcauth.ScopeClientInformation: true,
+}
+
+// Fault is a scripted answer of the token endpoint.
+//
+// With Drop set, the connection is closed with no answer. Otherwise,
+// after Delay (cut short if the client goes away), a Fault with a zero
+// Status lets the request be answered normally; one with a Status
+// answers that status with Header and Body, or when Body is empty with
+// the failure envelope {"success": false, "message": {"description":
+// Description}}.
+type Fault struct {
+	Status      int
+	Description string
+	Body        string
+	Header      http.Header
+	Delay       time.Duration
+	Drop        bool
+}
+
+// TokenRequest is a token request as the server received it.
+type TokenRequest struct {
+	ContentType string
+	// Fields holds the JSON body's fields; nil if the body was not a
+	// JSON object.
+	Fields map[string]any
+}
+
+// Server is a fake FinCalc listening on a loopback address.
+type Server struct {
+	// URL is the base URL, http://127.0.0.1:port, with no trailing slash.
+	URL string
+	// TokenURL is URL + TokenPath.
+	TokenURL string
+
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	lifetime time.Duration
+	next     []Fault
+	always   *Fault
+	tokens   map[string]issued
+	requests []TokenRequest
+}
+
+type issued struct {
+	expiry  time.Time
+	scopes  []string
+	revoked bool
+}
+
+// NewServer starts a fake FinCalc on a loopback address. The caller
+// should call Close when done with it.
+func NewServer() *Server {
+	s := &Server{
+		lifetime: DefaultTokenLifetime,
+		tokens:   make(map[string]issued),
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc(TokenPath, s.serveToken)
+	mux.Handle(ClientsPath, s.RequireToken(http.HandlerFunc(serveClients)))
+	s.srv = httptest.NewServer(mux)
+	s.URL = s.srv.URL
+	s.TokenURL = s.URL + TokenPath
+	return s
+}
+
+// Close shuts the server down and blocks until all its requests have
+// finished.
+func (s *Server) Close() {
+	s.srv.CloseClientConnections()
+	s.srv.Close()
+}
+
+// Config returns a new Config with the server's credentials and token
+// URL, asking for scopes, or for [fincalcauth.ScopeFactFind] if none is
+// given.
+func (s *Server) Config(scopes ...string) *fincalcauth.Config {
+	if len(scopes) == 0 {
+		scopes = []string{fincalcauth.ScopeFactFind}
+	}
+	return &fincalcauth.Config{
+		ClientID:     ClientID,
+		ClientSecret: ClientSecret,
+		EmailAddress: EmailAddress,
+		Scopes:       append([]string(nil), scopes...),
+		TokenURL:     s.TokenURL,
+	}
+}
+
+// SetTokenLifetime sets the lifetime of the tokens issued from now on
+// (expires_in, in whole seconds; at least one).
+func (s *Server) SetTokenLifetime(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lifetime = max(d.Truncate(time.Second), time.Second)
+}
+
+// FailNext makes the next token requests take the given faults, one each,
+// in order; requests after them are answered as before.
+func (s *Server) FailNext(faults ...Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.next = append(s.next, faults...)
+}
+
+// FailAlways makes every token request take fault, once the faults of
+// FailNext are used up, until Recover.
+func (s *Server) FailAlways(fault Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.always = &fault
+}
+
+// Recover drops every scripted fault.
+func (s *Server) Recover() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.next, s.always = nil, nil
+}
+
+// TokenRequests returns how many token requests the server has received,
+// faulted ones included.
+func (s *Server) TokenRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.requests)
+}
+
+// LastTokenRequest returns the last token request received, if any.
+func (s *Server) LastTokenRequest() (TokenRequest, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.requests) == 0 {
+		return TokenRequest{}, false
+	}
+	return s.requests[len(s.requests)-1], true
+}
+
+// RevokeTokens makes every token issued so far fail the API's check, as
+// when FinCalc revokes them before their expiry.
+func (s *Server) RevokeTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, v := range s.tokens {
+		v.revoked = true
+		s.tokens[k] = v
+	}
+}
+
+// ValidToken reports whether token was issued by the server and is
+// neither expired nor revoked.
+func (s *Server) ValidToken(token string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.tokens[token]
+	return ok && !t.revoked && time.Now().Before(t.expiry)
+}
+
+// RequireToken returns a handler that passes to h only the requests whose
+// Authorization header carries "Bearer <token>" with a token the server
+// issued, unexpired and not revoked. Any other request gets 401, with a
+// WWW-Authenticate header and the body {"success": false, "message":
+// "Unauthenticated."}.
+func (s *Server) RequireToken(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !strings.EqualFold(scheme, "Bearer") || !s.ValidToken(token) {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]any{"success": false, "message": "Unauthenticated."})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func serveClients(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"success": true,
+		"data":    []any{},
+		"meta":    map[string]any{"total": 0},
+	})
+}
+
+func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	req := TokenRequest{ContentType: r.Header.Get("Content-Type")}
+	var fields map[string]any
+	if json.Unmarshal(body, &fields) == nil {
+		req.Fields = fields
+	}
+
+	s.mu.Lock()
+	s.requests = append(s.requests, req)
+	var fault *Fault
+	if len(s.next) > 0 {
+		fault = &s.next[0]
+		s.next = s.next[1:]
+	} else if s.always != nil {
+		f := *s.always
+		fault = &f
+	}
+	s.mu.Unlock()
+
+	if fault != nil {
+		if fault.Drop {
+			dropConnection(w)
+			return
+		}
+		if fault.Delay > 0 {
+			t := time.NewTimer(fault.Delay)
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				t.Stop()
+				return
+			}
+		}
+		if fault.Status != 0 {
+			for k, vs := range fault.Header {
+				w.Header()[k] = vs
+			}
+			if fault.Body != "" {
+				w.WriteHeader(fault.Status)
+				io.WriteString(w, fault.Body)
+				return
+			}
+			desc := fault.Description
+			if desc == "" {
+				desc = http.StatusText(fault.Status)
+			}
+			writeFailure(w, fault.Status, desc)
+			return
+		}
+	}
+
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeFailure(w, http.StatusMethodNotAllowed, "The token endpoint takes POST.")
+		return
+	}
+	got, problem := checkRequest(req.ContentType, body)
+	if problem != "" {
+		writeFailure(w, http.StatusBadRequest, badRequest+" ("+problem+")")
+		return
+	}
+	if got["client_id"] != ClientID || got["client_secret"] != ClientSecret || got["email_address"] != EmailAddress {
+		writeFailure(w, http.StatusUnauthorized, "Client authentication failed.")
+		return
+	}
+	token := newToken()
+	s.mu.Lock()
+	lifetime := s.lifetime
+	s.tokens[token] = issued{expiry: time.Now().Add(lifetime), scopes: strings.Fields(got["scope"])}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{
+		"success": true,
+		"data": map[string]any{
+			"token_type":   "Bearer",
+			"expires_in":   int64(lifetime / time.Second),
+			"access_token": token,
+		},
+	})
+}
+
+// checkRequest validates a token request body as the endpoint's
+// reference describes it, and returns its fields or a problem.
+func checkRequest(contentType string, body []byte) (map[string]string, string) {
+	if mt, _, _ := strings.Cut(contentType, ";"); !strings.EqualFold(strings.TrimSpace(mt), "application/json") {
+		return nil, fmt.Sprintf("Content-Type is %q, not application/json", contentType)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, "the body is not a JSON object"
+	}
+	got := make(map[string]string)
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, "the body is not a JSON object"
+		}
+		key := t.(string)
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return nil, "the body is not a JSON object"
+		}
+		if _, dup := got[key]; dup {
+			return nil, fmt.Sprintf("%s is given more than once", key)
+		}
+		switch key {
+		case "grant_type", "client_id", "client_secret", "scope", "email_address":
+		default:
+			return nil, fmt.Sprintf("unknown parameter %s", key)
+		}
+		s, ok := v.(string)
+		if !ok {
+			return nil, fmt.Sprintf("%s is not a string", key)
+		}
+		got[key] = s
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, "the body is not a JSON object"
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, "the body has data after the JSON object"
+	}
+	for _, key := range []string{"grant_type", "client_id", "client_secret", "scope", "email_address"} {
+		if got[key] == "" {
+			return nil, fmt.Sprintf("%s is missing or empty", key)
+		}
+	}
+	if got["grant_type"] != "client_credentials" {
+		return nil, "grant_type is not client_credentials"
+	}
+	for _, sc := range strings.Split(got["scope"], " ") {
+		if !knownScopes[sc] {
+			return nil, fmt.Sprintf("unknown scope %q", sc)
+		}
+	}
+	if a, err := mail.ParseAddress(got["email_address"]); err != nil || a.Address != got["email_address"] {
+		return nil, "email_address is not an email address"
+	}
+	return got, ""
+}
+
+func newToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return "fake-" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+func writeFailure(w http.ResponseWriter, status int, description string) {
+	writeJSON(w, status, map[string]any{
+		"success": false,
+		"message": map[string]string{"description": description},
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// dropConnection closes the client's connection with no answer.
+func dropConnection(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			conn.Close()
+			return
+		}
+	}
+	panic(http.ErrAbortHandler)
+}

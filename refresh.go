@@ -1,0 +1,239 @@
+package fincalcauth
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+const (
+	// fetchTimeout bounds each fetch of a TokenSource or Client, its
+	// retries included, whatever the HTTP client's own timeout.
+	fetchTimeout = 30 * time.Second
+
+	// expiryDelta is how long before its expiry a token stops being
+	// used, as x/oauth2's default, against clock skew.
+	expiryDelta = 10 * time.Second
+
+	// defaultRefreshAhead is half of FinCalc's 24-hour token lifetime:
+	// the refresh window when Config.RefreshAhead is zero.
+	defaultRefreshAhead = defaultLifetime / 2
+
+	// maxRefreshJitter is the largest fraction by which a source
+	// shortens the default refresh window.
+	maxRefreshJitter = 0.05
+
+	// firstCooldown and maxCooldown bound the pause after a failed
+	// fetch; it doubles with each further failure.
+	firstCooldown = time.Second
+	maxCooldown   = time.Minute
+)
+
+// refresher caches a token, replaces it in the background ahead of its
+// expiry, and rations fetches while the token endpoint fails. It is safe
+// for concurrent use. Its fast path is an atomic load and a time
+// comparison.
+type refresher struct {
+	f            *fetcher
+	ctx          context.Context // values only: never cancelled
+	refreshAhead time.Duration   // Config.RefreshAhead
+	jitter       float64         // in [0, maxRefreshJitter): this source's share of the default window it gives up
+	logger       *slog.Logger
+
+	cur atomic.Pointer[entry] // nil until the first token, or after drop
+
+	mu        sync.Mutex // guards the fields below
+	inflight  *flight    // the fetch under way, if any
+	failErr   error      // the last fetch's error, until a success
+	failUntil time.Time  // no blocking fetch starts before this after failErr
+	failures  int        // consecutive failed fetches
+	nextTry   time.Time  // no background fetch starts before this
+}
+
+// entry is a cached token and when to act on it.
+type entry struct {
+	tok        *oauth2.Token
+	refreshAt  time.Time // start replacing it from here on
+	validUntil time.Time // stop using it from here on
+}
+
+// flight is one fetch; done closes when tok or err is set.
+type flight struct {
+	done chan struct{}
+	tok  *oauth2.Token
+	err  error
+}
+
+func newRefresher(ctx context.Context, c *Config) *refresher {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return &refresher{
+		f:            newFetcher(ctx, c),
+		ctx:          context.WithoutCancel(ctx),
+		refreshAhead: c.RefreshAhead,
+		jitter:       rand.Float64() * maxRefreshJitter,
+		logger:       c.Logger,
+	}
+}
+
+// window returns how long before expiry a token of the given lifetime
+// starts being replaced.
+func (r *refresher) window(lifetime time.Duration) time.Duration {
+	if r.refreshAhead > 0 {
+		return r.refreshAhead
+	}
+	w := min(lifetime/2, defaultRefreshAhead)
+	return w - time.Duration(float64(w)*r.jitter)
+}
+
+// reuseDelta is the early expiry to give oauth2.ReuseTokenSourceWithExpiry
+// so that it asks r for a token as soon as r wants to start a refresh.
+func (r *refresher) reuseDelta() time.Duration {
+	return max(r.window(defaultLifetime), expiryDelta)
+}
+
+// token returns a valid token. The caller must not modify it.
+func (r *refresher) token() (*oauth2.Token, error) {
+	if e := r.cur.Load(); e != nil && time.Now().Before(e.refreshAt) {
+		return e.tok, nil
+	}
+	return r.slowToken()
+}
+
+func (r *refresher) slowToken() (*oauth2.Token, error) {
+	now := time.Now()
+	r.mu.Lock()
+	if e := r.cur.Load(); e != nil && now.Before(e.validUntil) {
+		// Still valid, but due for replacement: answer now and let one
+		// background fetch replace it.
+		if now.Before(e.refreshAt) {
+			r.mu.Unlock()
+			return e.tok, nil
+		}
+		if r.inflight == nil && !now.Before(r.nextTry) {
+			r.start(true)
+		}
+		r.mu.Unlock()
+		return e.tok, nil
+	}
+	fl := r.inflight
+	if fl == nil {
+		if r.failErr != nil && now.Before(r.failUntil) {
+			err := r.failErr
+			r.mu.Unlock()
+			return nil, err
+		}
+		fl = r.start(false)
+	}
+	r.mu.Unlock()
+	<-fl.done
+	return fl.tok, fl.err
+}
+
+// start begins a fetch in a goroutine of its own. r.mu must be held.
+func (r *refresher) start(background bool) *flight {
+	fl := &flight{done: make(chan struct{})}
+	r.inflight = fl
+	go r.run(fl, background)
+	return fl
+}
+
+func (r *refresher) run(fl *flight, background bool) {
+	ctx, cancel := context.WithTimeoutCause(r.ctx, fetchTimeout, errFetchTimeout)
+	tok, err := r.f.fetch(ctx)
+	cancel()
+	now := time.Now()
+
+	r.mu.Lock()
+	defer close(fl.done)
+	defer r.mu.Unlock()
+	r.inflight = nil
+	if err == nil {
+		r.cur.Store(r.newEntry(tok))
+		r.failErr, r.failures = nil, 0
+		r.failUntil = time.Time{}
+		r.nextTry = now.Add(firstCooldown)
+		fl.tok = tok
+		return
+	}
+	r.failures++
+	cd := cooldown(r.failures)
+	r.failErr, r.failUntil, r.nextTry = err, now.Add(cd), now.Add(cd)
+	fl.err = err
+	if r.logger != nil {
+		attrs := []slog.Attr{
+			slog.String("error", err.Error()),
+			slog.Int("status", statusOf(err)),
+			slog.Int("failures", r.failures),
+			slog.Time("next_attempt", r.nextTry),
+		}
+		msg := "fincalcauth: token fetch failed"
+		if e := r.cur.Load(); background && e != nil {
+			msg = "fincalcauth: background token refresh failed; the current token stays in use"
+			attrs = append(attrs, slog.Time("token_valid_until", e.validUntil))
+		}
+		r.logger.LogAttrs(r.ctx, slog.LevelWarn, msg, attrs...)
+	}
+}
+
+var errFetchTimeout = errors.New("token fetch took longer than 30s")
+
+// newEntry schedules tok's replacement.
+func (r *refresher) newEntry(tok *oauth2.Token) *entry {
+	lifetime := time.Duration(tok.ExpiresIn) * time.Second
+	validUntil := tok.Expiry.Add(-expiryDelta)
+	refreshAt := tok.Expiry.Add(-r.window(lifetime))
+	if refreshAt.After(validUntil) {
+		refreshAt = validUntil
+	}
+	return &entry{tok: tok, refreshAt: refreshAt, validUntil: validUntil}
+}
+
+// cooldown returns the pause after the n-th consecutive failure: about a
+// second, doubling, at most maxCooldown, less up to a fifth at random.
+func cooldown(n int) time.Duration {
+	d := maxCooldown
+	if n < 7 {
+		d = min(firstCooldown<<(n-1), maxCooldown)
+	}
+	return d - rand.N(d/5+1)
+}
+
+// drop forgets tok if it is the cached token, so that the next call
+// fetches a new one. It reports whether tok was dropped.
+func (r *refresher) drop(tok *oauth2.Token) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.cur.Load()
+	if e == nil || e.tok != tok {
+		return false
+	}
+	r.cur.Store(nil)
+	return true
+}
+
+// reuseAdapter is the source that oauth2.ReuseTokenSourceWithExpiry
+// wraps. ReuseTokenSource writes to each token it is given, so the
+// adapter hands it a copy of the shared one.
+type reuseAdapter struct{ r *refresher }
+
+func (a reuseAdapter) Token() (*oauth2.Token, error) {
+	tok, err := a.r.token()
+	if err != nil {
+		return nil, err
+	}
+	t := *tok
+	return &t, nil
+}
+
+// errSource is the source of a Config that failed validation.
+type errSource struct{ err error }
+
+func (s errSource) Token() (*oauth2.Token, error) { return nil, s.err }
