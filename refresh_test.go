@@ -1,0 +1,602 @@
+package fincalcauth_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/gofincalc/fincalcauth"
+	"github.com/gofincalc/fincalcauth/fincalcauthtest"
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/oauth2"
+)
+
+// The tests in this file run in synctest bubbles, whose clock advances
+// only when every goroutine of the bubble is blocked, against a token
+// endpoint that answers in memory: no real time passes.
+
+// reply is one scripted answer of a memEndpoint.
+type reply struct {
+	status int
+	body   string
+	header http.Header
+	delay  time.Duration
+	hang   bool // block until the request's context is done
+	drop   bool // fail as a reset connection does
+}
+
+// memEndpoint is an in-memory FinCalc (token endpoint and API) for
+// synctest bubbles. Its next function picks the answer to the n-th token
+// request (from 1); nil means success.
+type memEndpoint struct {
+	mu       sync.Mutex
+	next     func(n int) reply
+	lifetime int // expires_in of issued tokens; 86400 if zero
+	times    []time.Time
+	issued   []string
+	api      []string // Authorization headers of API requests
+	revoked  map[string]bool
+}
+
+func (m *memEndpoint) ctx() context.Context {
+	return context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: m})
+}
+
+func (m *memEndpoint) config() *fincalcauth.Config {
+	return testConfig("http://127.0.0.1/api/oauth/token")
+}
+
+func (m *memEndpoint) requests() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.times)
+}
+
+func (m *memEndpoint) setNext(f func(n int) reply) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.next = f
+}
+
+func (m *memEndpoint) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+	}
+	if r.URL.Path != "/api/oauth/token" {
+		return m.serveAPI(r)
+	}
+	m.mu.Lock()
+	m.times = append(m.times, time.Now())
+	n := len(m.times)
+	rep := reply{status: 200}
+	if m.next != nil {
+		rep = m.next(n)
+	}
+	if rep.status == 200 && rep.body == "" {
+		lifetime := m.lifetime
+		if lifetime == 0 {
+			lifetime = 86400
+		}
+		tok := fmt.Sprintf("tok-%d", n)
+		m.issued = append(m.issued, tok)
+		rep.body = okBody(tok, lifetime)
+	}
+	m.mu.Unlock()
+
+	if rep.hang {
+		<-r.Context().Done()
+		return nil, r.Context().Err()
+	}
+	if rep.delay > 0 {
+		select {
+		case <-time.After(rep.delay):
+		case <-r.Context().Done():
+			return nil, r.Context().Err()
+		}
+	}
+	if rep.drop {
+		return nil, errors.New("read: connection reset by peer")
+	}
+	if rep.header == nil {
+		rep.header = http.Header{}
+	}
+	return &http.Response{
+		Status:     fmt.Sprintf("%d %s", rep.status, http.StatusText(rep.status)),
+		StatusCode: rep.status,
+		Header:     rep.header,
+		Body:       io.NopCloser(strings.NewReader(rep.body)),
+		Request:    r,
+	}, nil
+}
+
+func (m *memEndpoint) serveAPI(r *http.Request) (*http.Response, error) {
+	m.mu.Lock()
+	auth := r.Header.Get("Authorization")
+	m.api = append(m.api, auth)
+	status := 200
+	if m.revoked[strings.TrimPrefix(auth, "Bearer ")] {
+		status = 401
+	}
+	m.mu.Unlock()
+	return &http.Response{StatusCode: status, Status: http.StatusText(status), Header: http.Header{},
+		Body: io.NopCloser(strings.NewReader(`{"success":true,"data":[]}`)), Request: r}, nil
+}
+
+func always(rep reply) func(int) reply { return func(int) reply { return rep } }
+
+// seq answers with reps in order, then with success.
+func seq(reps ...reply) func(int) reply {
+	return func(n int) reply {
+		if n <= len(reps) {
+			return reps[n-1]
+		}
+		return reply{status: 200}
+	}
+}
+
+func fail(status int) reply {
+	return reply{status: status, body: `{"success":false,"message":{"description":"failure ` + fmt.Sprint(status) + `"}}`}
+}
+
+func TestRetries(t *testing.T) {
+	tests := []struct {
+		name     string
+		replies  []reply
+		wantErr  string // "" for success
+		requests int
+		minTime  time.Duration
+		maxTime  time.Duration
+	}{
+		{"500 then success", []reply{fail(500)}, "", 2, 0, 250 * time.Millisecond},
+		{"each transient status", []reply{fail(502), fail(503), fail(504)}, "", 4, 0, fincalcauth.SleepBudget},
+		{"408 and 429", []reply{fail(408), fail(429)}, "", 3, 0, time.Second},
+		{"dropped connection", []reply{{drop: true}}, "", 2, 0, 250 * time.Millisecond},
+		{"a slow answer is not a failure", []reply{{status: 200, delay: 5 * time.Second}}, "", 1, 5 * time.Second, 5 * time.Second},
+		{"gives up after the last attempt", []reply{fail(500), fail(500), fail(500), fail(500), fail(500)}, "failure 500", fincalcauth.MaxAttempts, 0, fincalcauth.SleepBudget},
+		{"Retry-After in seconds", []reply{withHeader(fail(429), "Retry-After", "1")}, "", 2, time.Second, time.Second},
+		{"Retry-After as an HTTP date", []reply{withHeader(fail(503), "Retry-After", "Sat, 01 Jan 2000 00:00:02 GMT")}, "", 2, 2 * time.Second, 2 * time.Second},
+		{"Retry-After beyond the budget fails at once", []reply{withHeader(fail(503), "Retry-After", "30")}, "failure 503", 1, 0, 0},
+		{"400 is not retried", []reply{fail(400)}, "failure 400", 1, 0, 0},
+		{"401 is not retried", []reply{fail(401)}, "failure 401", 1, 0, 0},
+		{"403 is not retried", []reply{fail(403)}, "failure 403", 1, 0, 0},
+		{"422 is not retried", []reply{fail(422)}, "failure 422", 1, 0, 0},
+		{"success false on 200 is not retried", []reply{{status: 200, body: `{"success":false,"message":"nope"}`}}, "nope", 1, 0, 0},
+		{"a malformed 200 is not retried", []reply{{status: 200, body: `{"success":true}`}}, "malformed", 1, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				m := &memEndpoint{next: seq(tt.replies...)}
+				start := time.Now()
+				tok, err := m.config().Token(m.ctx())
+				elapsed := time.Since(start)
+				switch {
+				case tt.wantErr == "" && err != nil:
+					t.Errorf("Token() error = %v", err)
+				case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+					t.Errorf("Token() = %v, %v; want an error containing %q", tok, err, tt.wantErr)
+				}
+				if got := m.requests(); got != tt.requests {
+					t.Errorf("%d requests, want %d", got, tt.requests)
+				}
+				if elapsed < tt.minTime || elapsed > tt.maxTime {
+					t.Errorf("took %v, want between %v and %v", elapsed, tt.minTime, tt.maxTime)
+				}
+			})
+		})
+	}
+}
+
+func withHeader(r reply, k, v string) reply {
+	r.header = http.Header{k: {v}}
+	return r
+}
+
+func TestRetryAfterParsing(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in   string
+		want time.Duration
+	}{
+		{"", 0}, {"0", 0}, {"-3", 0}, {"2", 2 * time.Second}, {" 5 ", 5 * time.Second},
+		{"99999999", time.Hour}, {"soon", 0},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
+	}
+	for _, tt := range tests {
+		if got := fincalcauth.ParseRetryAfter(tt.in, now); got != tt.want {
+			t.Errorf("Retry-After %q = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestRetryStopsWhenContextDone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := &memEndpoint{next: always(fail(503))}
+		ctx, cancel := context.WithTimeout(m.ctx(), 300*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err := m.config().Token(ctx)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("error %v does not wrap context.DeadlineExceeded", err)
+		}
+		if time.Since(start) != 300*time.Millisecond {
+			t.Errorf("returned after %v, want at the deadline", time.Since(start))
+		}
+		for _, want := range []string{"fincalcauth: ", "last failure", "503", "failure 503"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not name the last failure (%q)", err, want)
+			}
+		}
+		var re *oauth2.RetrieveError
+		if !errors.As(err, &re) || re.Response.StatusCode != 503 {
+			t.Errorf("error %v has no RetrieveError of the last failure", err)
+		}
+	})
+}
+
+func TestFetchTimeBound(t *testing.T) {
+	// A hung endpoint behind an HTTP client with no timeout cannot block
+	// a TokenSource's callers for ever.
+	synctest.Test(t, func(t *testing.T) {
+		m := &memEndpoint{next: always(reply{hang: true})}
+		ts := m.config().TokenSource(m.ctx())
+		start := time.Now()
+		_, err := ts.Token()
+		if d := time.Since(start); d > fincalcauth.FetchTimeout || d < fincalcauth.FetchTimeout {
+			t.Errorf("Token() returned after %v, want %v", d, fincalcauth.FetchTimeout)
+		}
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "30s") {
+			t.Errorf("error = %v; want a 30s deadline", err)
+		}
+	})
+}
+
+// TestFailFastDuringOutage runs in real time, for 3 seconds: callers
+// queued on the mutex of oauth2's reuse source are not durably blocked,
+// so a synctest bubble's clock would not advance.
+func TestFailFastDuringOutage(t *testing.T) {
+	srv := fincalcauthtest.NewServer()
+	defer srv.Close()
+	srv.FailAlways(fincalcauthtest.Fault{Status: 500})
+	ts := srv.Config().TokenSource(context.Background())
+	var mu sync.Mutex
+	var longest time.Duration
+	calls := 0
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range 50 {
+		wg.Go(func() {
+			for time.Since(start) < 3*time.Second {
+				t0 := time.Now()
+				tok, err := ts.Token()
+				d := time.Since(t0)
+				if err == nil || tok != nil {
+					t.Errorf("Token() = %v, %v during an outage", tok, err)
+				}
+				mu.Lock()
+				longest = max(longest, d)
+				calls++
+				mu.Unlock()
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	n := srv.TokenRequests()
+	t.Logf("%d calls, %d token requests, longest call %v", calls, n, longest)
+	if n > 12 {
+		t.Errorf("%d calls made %d token requests; want at most about a dozen", calls, n)
+	}
+	// One fetch is its attempts and the sleeps between them; allow a
+	// second for the attempts on a loaded machine.
+	if longest > fincalcauth.SleepBudget+time.Second {
+		t.Errorf("a call waited %v, longer than one fetch", longest)
+	}
+}
+
+func TestCooldownSchedule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// 400 is not retried, so each fetch is one request, and the
+		// gaps between requests are the cool-downs.
+		m := &memEndpoint{next: always(fail(400))}
+		ts := m.config().TokenSource(m.ctx())
+		var first error
+		for range 6000 { // 10 minutes, a call each 100ms
+			_, err := ts.Token()
+			if first == nil {
+				first = err
+			} else if m.requests() == 1 && err != first {
+				t.Fatalf("during the cool-down Token() returned %v, not the same error %v", err, first)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		gaps := gapsOf(m.times)
+		if len(gaps) < 8 {
+			t.Fatalf("only %d fetches in 10 minutes: %v", len(gaps)+1, gaps)
+		}
+		if gaps[0] < 800*time.Millisecond || gaps[0] > 1100*time.Millisecond {
+			t.Errorf("first cool-down %v, want about a second", gaps[0])
+		}
+		for i, g := range gaps {
+			if g > fincalcauth.MaxCooldown+100*time.Millisecond {
+				t.Errorf("cool-down %d is %v, over the cap", i, g)
+			}
+			if i > 0 && gaps[i-1] < 30*time.Second && g < gaps[i-1]*3/2 {
+				t.Errorf("cool-downs do not grow: %v", gaps)
+			}
+		}
+		if last := gaps[len(gaps)-1]; last < 45*time.Second {
+			t.Errorf("cool-down after 10 minutes is %v, want near the cap", last)
+		}
+
+		// A success resets the schedule.
+		m.setNext(seq())
+		time.Sleep(fincalcauth.MaxCooldown)
+		if _, err := ts.Token(); err != nil {
+			t.Fatalf("after recovery: %v", err)
+		}
+	})
+}
+
+func gapsOf(times []time.Time) []time.Duration {
+	var gaps []time.Duration
+	for i := 1; i < len(times); i++ {
+		gaps = append(gaps, times[i].Sub(times[i-1]))
+	}
+	return gaps
+}
+
+// tokenGetter is each way a caller can get tokens: straight from the
+// TokenSource, or through an HTTP client of either kind.
+type tokenGetter struct {
+	name string
+	make func(m *memEndpoint, cfg *fincalcauth.Config) func() (string, error)
+}
+
+var getters = []tokenGetter{
+	{"TokenSource", func(m *memEndpoint, cfg *fincalcauth.Config) func() (string, error) {
+		ts := cfg.TokenSource(m.ctx())
+		return func() (string, error) {
+			tok, err := ts.Token()
+			if err != nil {
+				return "", err
+			}
+			return tok.AccessToken, nil
+		}
+	}},
+	{"oauth2.NewClient", func(m *memEndpoint, cfg *fincalcauth.Config) func() (string, error) {
+		return viaClient(m, oauth2.NewClient(m.ctx(), cfg.TokenSource(m.ctx())))
+	}},
+	{"Config.Client", func(m *memEndpoint, cfg *fincalcauth.Config) func() (string, error) {
+		return viaClient(m, cfg.Client(m.ctx()))
+	}},
+}
+
+// viaClient returns a function that makes an API request with client and
+// returns the token it carried.
+func viaClient(m *memEndpoint, client *http.Client) func() (string, error) {
+	return func() (string, error) {
+		resp, err := client.Get("http://127.0.0.1/api/v2/clients")
+		if err != nil {
+			return "", err
+		}
+		resp.Body.Close()
+		auth := resp.Request.Header.Get("Authorization")
+		return strings.TrimPrefix(auth, "Bearer "), nil
+	}
+}
+
+func TestBackgroundRefresh(t *testing.T) {
+	for _, g := range getters {
+		t.Run(g.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				// A slow endpoint: a caller that waited on it would be seen.
+				m := &memEndpoint{next: always(reply{status: 200, delay: 50 * time.Millisecond})}
+				get := g.make(m, m.config())
+				if tok, err := get(); err != nil || tok != "tok-1" {
+					t.Fatalf("first token: %q, %v", tok, err)
+				}
+				time.Sleep(11 * time.Hour)
+				if tok, _ := get(); tok != "tok-1" || m.requests() != 1 {
+					t.Fatalf("at 11h: token %q after %d requests; want tok-1 and no refresh yet", tok, m.requests())
+				}
+				// In the window: about 12h before expiry, less up to 5%
+				// of jitter.
+				time.Sleep(time.Hour + 37*time.Minute)
+
+				var wg sync.WaitGroup
+				for range 100 {
+					wg.Go(func() {
+						start := time.Now()
+						tok, err := get()
+						if err != nil || tok != "tok-1" || time.Since(start) != 0 {
+							t.Errorf("in the refresh window: %q, %v after %v; want tok-1 at once", tok, err, time.Since(start))
+						}
+					})
+				}
+				wg.Wait()
+				synctest.Wait() // the background fetch is under way
+				time.Sleep(time.Second)
+				if n := m.requests(); n != 2 {
+					t.Errorf("100 callers in the window caused %d token requests, want 2 in all", n)
+				}
+				if tok, _ := get(); tok != "tok-2" {
+					t.Errorf("after the background refresh: %q, want tok-2", tok)
+				}
+				// Nothing runs when nobody asks.
+				time.Sleep(48 * time.Hour)
+				if n := m.requests(); n != 2 {
+					t.Errorf("%d token requests while idle", n)
+				}
+			})
+		})
+	}
+}
+
+func TestBackgroundRefreshFailure(t *testing.T) {
+	for _, g := range getters {
+		t.Run(g.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				m := &memEndpoint{}
+				var logs bytes.Buffer
+				cfg := m.config()
+				cfg.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+				get := g.make(m, cfg)
+				if _, err := get(); err != nil {
+					t.Fatal(err)
+				}
+				m.setNext(always(fail(503)))
+				time.Sleep(12*time.Hour + 37*time.Minute)
+
+				// Until the token is no longer valid, callers get it with
+				// no error, and the endpoint sees rationed attempts.
+				validUntil := time.Now().Add(11*time.Hour + 23*time.Minute - 11*time.Second)
+				for time.Now().Before(validUntil) {
+					if tok, err := get(); err != nil || tok != "tok-1" {
+						t.Fatalf("at %v: %q, %v; want tok-1 and no error", time.Now(), tok, err)
+					}
+					time.Sleep(time.Second)
+				}
+				fetches := (m.requests() - 1) / fincalcauth.MaxAttempts
+				// Over 11 hours, a fetch every 48 to 60 seconds once the
+				// cool-down has reached its cap.
+				if lo, hi := 11*60, 11*60*60/48+30; fetches < lo || fetches > hi {
+					t.Errorf("%d background fetches in 11 hours, want %d to %d", fetches, lo, hi)
+				}
+				time.Sleep(2 * time.Second)
+				if _, err := get(); err == nil {
+					t.Errorf("no error after the token expired")
+				}
+
+				warn := strings.Count(logs.String(), `"level":"WARN"`)
+				if warn < fetches {
+					t.Errorf("%d Warn records for %d failed background fetches", warn, fetches)
+				}
+				first, _, _ := strings.Cut(logs.String(), "\n")
+				for _, want := range []string{`"status":503`, `"next_attempt"`, "background token refresh failed"} {
+					if !strings.Contains(first, want) {
+						t.Errorf("log record %s lacks %s", first, want)
+					}
+				}
+				checkNoSecrets(t, logs.String(), m)
+
+				// Recovery.
+				m.setNext(seq())
+				time.Sleep(fincalcauth.MaxCooldown + time.Second)
+				if tok, err := get(); err != nil || tok == "tok-1" {
+					t.Errorf("after recovery: %q, %v", tok, err)
+				}
+			})
+		})
+	}
+}
+
+func checkNoSecrets(t *testing.T, logs string, m *memEndpoint) {
+	t.Helper()
+	if strings.Contains(logs, testSecret) {
+		t.Errorf("logs contain the client secret")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, tok := range m.issued {
+		if strings.Contains(logs, `"`+tok+`"`) || strings.Contains(logs, " "+tok) {
+			t.Errorf("logs contain token %s", tok)
+		}
+	}
+}
+
+func TestDebugLogAfterRetries(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := &memEndpoint{next: seq(fail(502))}
+		var logs bytes.Buffer
+		cfg := m.config()
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		if _, err := cfg.TokenSource(m.ctx()).Token(); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(logs.String(), "level=DEBUG") || !strings.Contains(logs.String(), "attempts=2") {
+			t.Errorf("no Debug record of the retried fetch: %s", logs.String())
+		}
+		checkNoSecrets(t, logs.String(), m)
+	})
+}
+
+func TestRefreshAheadExplicit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := &memEndpoint{}
+		cfg := m.config()
+		cfg.RefreshAhead = time.Hour
+		ts := cfg.TokenSource(m.ctx())
+		ts.Token()
+		time.Sleep(23*time.Hour - time.Second)
+		ts.Token()
+		synctest.Wait()
+		if n := m.requests(); n != 1 {
+			t.Errorf("refresh started %v before expiry with RefreshAhead 1h", time.Hour+time.Second)
+		}
+		time.Sleep(2 * time.Second)
+		ts.Token()
+		synctest.Wait()
+		if n := m.requests(); n != 2 {
+			t.Errorf("no refresh inside the RefreshAhead window: %d requests", n)
+		}
+	})
+}
+
+func TestDefaultRefreshWindow(t *testing.T) {
+	cfg := testConfig("")
+	seen := map[time.Duration]bool{}
+	for range 50 {
+		w := fincalcauth.RefreshWindow(cfg, 24*time.Hour)
+		if w > 12*time.Hour || w < 12*time.Hour*95/100 {
+			t.Fatalf("default window for 24h tokens is %v, want about 12h", w)
+		}
+		seen[w] = true
+		if w := fincalcauth.RefreshWindow(cfg, time.Hour); w > 30*time.Minute || w < 28*time.Minute {
+			t.Fatalf("default window for 1h tokens is %v, want about 30m", w)
+		}
+	}
+	if len(seen) < 2 {
+		t.Errorf("no jitter: every source has window %v", seen)
+	}
+	cfg.RefreshAhead = 3 * time.Hour
+	if w := fincalcauth.RefreshWindow(cfg, 24*time.Hour); w != 3*time.Hour {
+		t.Errorf("explicit RefreshAhead 3h gives %v", w)
+	}
+}
+
+func TestShortLivedTokens(t *testing.T) {
+	// Tokens far shorter than FinCalc's still get refreshed ahead.
+	synctest.Test(t, func(t *testing.T) {
+		m := &memEndpoint{lifetime: 60}
+		ts := m.config().TokenSource(m.ctx())
+		var got []string
+		for range 10 {
+			tok, err := ts.Token()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tok.Valid() && time.Until(tok.Expiry) < 10*time.Second {
+				t.Errorf("expired token handed out")
+			}
+			if len(got) == 0 || got[len(got)-1] != tok.AccessToken {
+				got = append(got, tok.AccessToken)
+			}
+			time.Sleep(20 * time.Second)
+		}
+		if diff := cmp.Diff([]string{"tok-1", "tok-2", "tok-3", "tok-4", "tok-5"}, got); diff != "" {
+			t.Errorf("tokens over 200s of 60s tokens (-want +got):\n%s", diff)
+		}
+	})
+}
