@@ -223,6 +223,18 @@ func (s *Server) RevokeTokens() {
 	}
 }
 
+// ExpireTokens makes every token issued so far expired, as if its
+// lifetime had passed.
+func (s *Server) ExpireTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	past := time.Now().Add(-time.Second)
+	for k, v := range s.tokens {
+		v.expiry = past
+		s.tokens[k] = v
+	}
+}
+
 // ValidToken reports whether token was issued by the server and is
 // neither expired nor revoked.
 func (s *Server) ValidToken(token string) bool {

@@ -1,0 +1,269 @@
+package fincalcauthtest_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gofincalc/fincalcauth/fincalcauthtest"
+	"github.com/google/go-cmp/cmp"
+)
+
+// post sends body to the fake's token endpoint and returns the status
+// and the decoded answer.
+func post(t *testing.T, srv *fincalcauthtest.Server, contentType, body string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Post(srv.TokenURL, contentType, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	json.Unmarshal(raw, &out)
+	return resp.StatusCode, out
+}
+
+const good = `{"grant_type":"client_credentials","client_id":"12345","client_secret":"fake-secret-bVc8ztJq3N92uUM4mRSoDkE6","scope":"fact-find client-financials","email_address":"hello@example.com"}`
+
+func TestTokenEndpoint(t *testing.T) {
+	tests := []struct {
+		name        string
+		contentType string
+		body        string
+		status      int
+		description string // contained in message.description
+	}{
+		{"good request", "application/json", good, 200, ""},
+		{"charset in content type", "application/json; charset=utf-8", good, 200, ""},
+		{"form encoded", "application/x-www-form-urlencoded", "grant_type=client_credentials", 400, "Content-Type"},
+		{"not JSON", "application/json", "grant_type=client_credentials", 400, "not a JSON object"},
+		{"an array", "application/json", "[]", 400, "not a JSON object"},
+		{"trailing data", "application/json", good + "{}", 400, "after the JSON object"},
+		{"client_id as a number", "application/json", strings.Replace(good, `"12345"`, `12345`, 1), 400, "client_id is not a string"},
+		{"missing email_address", "application/json", strings.Replace(good, `,"email_address":"hello@example.com"`, ``, 1), 400, "email_address is missing"},
+		{"empty scope", "application/json", strings.Replace(good, `"fact-find client-financials"`, `""`, 1), 400, "scope is missing"},
+		{"unknown scope", "application/json", strings.Replace(good, `fact-find client-financials`, `api_scope`, 1), 400, "unknown scope"},
+		{"wrong grant type", "application/json", strings.Replace(good, `client_credentials`, `password`, 1), 400, "grant_type"},
+		{"parameter given twice", "application/json", strings.Replace(good, `{`, `{"scope":"fact-find",`, 1), 400, "more than once"},
+		{"unknown parameter", "application/json", strings.Replace(good, `{`, `{"refresh_token":"x",`, 1), 400, "unknown parameter"},
+		{"bad email", "application/json", strings.Replace(good, `hello@example.com`, `hello`, 1), 400, "email_address"},
+		{"wrong secret", "application/json", strings.Replace(good, `fake-secret`, `wrong`, 1), 401, "Client authentication failed."},
+		{"wrong email", "application/json", strings.Replace(good, `hello@example.com`, `other@example.com`, 1), 401, "Client authentication failed."},
+	}
+	srv := fincalcauthtest.NewServer()
+	defer srv.Close()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, out := post(t, srv, tt.contentType, tt.body)
+			if status != tt.status {
+				t.Fatalf("status %d, want %d: %v", status, tt.status, out)
+			}
+			if status == 200 {
+				data, _ := out["data"].(map[string]any)
+				got := map[string]any{"success": out["success"], "token_type": data["token_type"], "expires_in": data["expires_in"]}
+				want := map[string]any{"success": true, "token_type": "Bearer", "expires_in": 86400.0}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("answer (-want +got):\n%s", diff)
+				}
+				if tok, _ := data["access_token"].(string); !srv.ValidToken(tok) {
+					t.Errorf("issued token %q is not valid", tok)
+				}
+				return
+			}
+			msg, _ := out["message"].(map[string]any)
+			desc, _ := msg["description"].(string)
+			if out["success"] != false || !strings.Contains(desc, tt.description) {
+				t.Errorf("answer %v; want the failure envelope with a description containing %q", out, tt.description)
+			}
+		})
+	}
+	if got, want := srv.TokenRequests(), len(tests); got != want {
+		t.Errorf("TokenRequests() = %d, want %d", got, want)
+	}
+}
+
+func TestMethodNotAllowed(t *testing.T) {
+	srv := fincalcauthtest.NewServer()
+	defer srv.Close()
+	resp, err := http.Get(srv.TokenURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET: status %d", resp.StatusCode)
+	}
+}
+
+func TestDistinctTokensAndLifetime(t *testing.T) {
+	srv := fincalcauthtest.NewServer()
+	defer srv.Close()
+	srv.SetTokenLifetime(90 * time.Minute)
+	seen := map[string]bool{}
+	for range 20 {
+		tok, err := srv.Config().Token(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[tok.AccessToken] {
+			t.Fatalf("token %q issued twice", tok.AccessToken)
+		}
+		seen[tok.AccessToken] = true
+		if tok.ExpiresIn != 5400 {
+			t.Errorf("expires_in %d, want 5400", tok.ExpiresIn)
+		}
+	}
+}
+
+func TestFaults(t *testing.T) {
+	tests := []struct {
+		name       string
+		fault      fincalcauthtest.Fault
+		wantStatus int
+		wantBody   string // contained in the body
+		wantHeader string // Retry-After
+		wantErr    bool
+		minTime    time.Duration
+	}{
+		{"status with envelope", fincalcauthtest.Fault{Status: 503, Description: "Down for maintenance."}, 503, `"description":"Down for maintenance."`, "", false, 0},
+		{"status with default description", fincalcauthtest.Fault{Status: 500}, 500, `"Internal Server Error"`, "", false, 0},
+		{"HTML body", fincalcauthtest.Fault{Status: 502, Body: "<html>502</html>"}, 502, "<html>502</html>", "", false, 0},
+		{"Retry-After", fincalcauthtest.Fault{Status: 429, Header: http.Header{"Retry-After": {"3"}}}, 429, `"success":false`, "3", false, 0},
+		{"delay, then a normal answer", fincalcauthtest.Fault{Delay: 50 * time.Millisecond}, 200, `"access_token"`, "", false, 50 * time.Millisecond},
+		{"dropped connection", fincalcauthtest.Fault{Drop: true}, 0, "", "", true, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := fincalcauthtest.NewServer()
+			defer srv.Close()
+			srv.FailNext(tt.fault)
+			start := time.Now()
+			resp, err := http.Post(srv.TokenURL, "application/json", strings.NewReader(good))
+			if tt.wantErr {
+				if err == nil {
+					resp.Body.Close()
+					t.Fatal("no error from a dropped connection")
+				}
+			} else {
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != tt.wantStatus || !strings.Contains(string(body), tt.wantBody) || resp.Header.Get("Retry-After") != tt.wantHeader {
+					t.Errorf("got %d %q Retry-After %q; want %d, body containing %q, Retry-After %q",
+						resp.StatusCode, body, resp.Header.Get("Retry-After"), tt.wantStatus, tt.wantBody, tt.wantHeader)
+				}
+			}
+			if d := time.Since(start); d < tt.minTime {
+				t.Errorf("answered after %v, want at least %v", d, tt.minTime)
+			}
+			// The fault is used up: the next request succeeds.
+			if _, err := srv.Config().Token(context.Background()); err != nil {
+				t.Errorf("after the fault: %v", err)
+			}
+			if n := srv.TokenRequests(); n != 2 {
+				t.Errorf("TokenRequests() = %d, want 2", n)
+			}
+		})
+	}
+}
+
+func TestFailAlwaysAndRecover(t *testing.T) {
+	srv := fincalcauthtest.NewServer()
+	defer srv.Close()
+	srv.FailAlways(fincalcauthtest.Fault{Status: 400, Description: "no"})
+	for range 3 {
+		if _, err := srv.Config().Token(context.Background()); err == nil {
+			t.Fatal("no error while failing")
+		}
+	}
+	srv.Recover()
+	if _, err := srv.Config().Token(context.Background()); err != nil {
+		t.Fatalf("after Recover: %v", err)
+	}
+}
+
+func TestRequireToken(t *testing.T) {
+	srv := fincalcauthtest.NewServer()
+	defer srv.Close()
+	tok, err := srv.Config().Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(auth string) int {
+		req, _ := http.NewRequest("GET", srv.URL+fincalcauthtest.ClientsPath, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 401 && resp.Header.Get("WWW-Authenticate") == "" {
+			t.Error("401 without WWW-Authenticate")
+		}
+		return resp.StatusCode
+	}
+	got := map[string]int{
+		"valid":        get("Bearer " + tok.AccessToken),
+		"lower-case":   get("bearer " + tok.AccessToken),
+		"none":         get(""),
+		"unknown":      get("Bearer fake-unknown"),
+		"wrong scheme": get("Basic " + tok.AccessToken),
+	}
+	srv.RevokeTokens()
+	got["revoked"] = get("Bearer " + tok.AccessToken)
+	tok2, _ := srv.Config().Token(context.Background())
+	got["new after revocation"] = get("Bearer " + tok2.AccessToken)
+	srv.ExpireTokens()
+	got["expired"] = get("Bearer " + tok2.AccessToken)
+	want := map[string]int{"valid": 200, "lower-case": 200, "none": 401, "unknown": 401, "wrong scheme": 401,
+		"revoked": 401, "new after revocation": 200, "expired": 401}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("statuses (-want +got):\n%s", diff)
+	}
+}
+
+func TestLastTokenRequest(t *testing.T) {
+	srv := fincalcauthtest.NewServer()
+	defer srv.Close()
+	if _, ok := srv.LastTokenRequest(); ok {
+		t.Error("a request before any was sent")
+	}
+	post(t, srv, "application/json", good)
+	req, ok := srv.LastTokenRequest()
+	if !ok || req.ContentType != "application/json" || req.Fields["client_id"] != "12345" {
+		t.Errorf("LastTokenRequest() = %+v, %v", req, ok)
+	}
+}
+
+func TestCloseWithDelayedRequest(t *testing.T) {
+	srv := fincalcauthtest.NewServer()
+	srv.FailAlways(fincalcauthtest.Fault{Delay: time.Hour})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := srv.Config().Token(context.Background())
+		errc <- err
+	}()
+	for srv.TokenRequests() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	done := make(chan struct{})
+	go func() { srv.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close blocked on a delayed request")
+	}
+	if err := <-errc; err == nil || errors.Is(err, context.Canceled) {
+		t.Errorf("Token() against a closed server: %v", err)
+	}
+}
