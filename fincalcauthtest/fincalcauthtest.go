@@ -41,6 +41,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/mail"
@@ -202,14 +203,17 @@ func (s *Server) TokenRequests() int {
 	return len(s.requests)
 }
 
-// LastTokenRequest returns the last token request received, if any.
+// LastTokenRequest returns the last token request received, if any. The
+// caller may modify the result.
 func (s *Server) LastTokenRequest() (TokenRequest, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.requests) == 0 {
 		return TokenRequest{}, false
 	}
-	return s.requests[len(s.requests)-1], true
+	req := s.requests[len(s.requests)-1]
+	req.Fields = maps.Clone(req.Fields)
+	return req, true
 }
 
 // RevokeTokens makes every token issued so far fail the API's check, as
