@@ -72,19 +72,25 @@ func newFetcher(ctx context.Context, c *Config) *fetcher {
 	}
 }
 
+// defaultTokenClient makes token requests when the context supplies no
+// HTTP client: x/oauth2 would use http.DefaultClient, which has no timeout.
+var defaultTokenClient = &http.Client{Timeout: defaultHTTPTimeout, CheckRedirect: noRedirect}
+
 // tokenClient returns the client for token requests: a copy of the one
-// in ctx, or one with defaultHTTPTimeout. Neither follows redirects, so
-// that the request body, which holds the secret, goes to TokenURL only.
+// in ctx, or defaultTokenClient. Neither follows redirects, so that the
+// request body, which holds the secret, goes to TokenURL only.
 func tokenClient(ctx context.Context) *http.Client {
-	c := &http.Client{Timeout: defaultHTTPTimeout}
 	if ctx != nil {
 		if hc, ok := ctx.Value(oauth2.HTTPClient).(*http.Client); ok && hc != nil {
-			*c = *hc
+			c := *hc
+			c.CheckRedirect = noRedirect
+			return &c
 		}
 	}
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return c
+	return defaultTokenClient
 }
+
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // outcome is the result of one attempt.
 type outcome struct {

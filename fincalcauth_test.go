@@ -672,3 +672,30 @@ func TestClientFetchFailure(t *testing.T) {
 	checkFailure(t, ue.Err, failure{Status: 401, Description: "Client authentication failed.", Text: "401 Unauthorized"})
 
 }
+
+func TestAccessTokenNeverInErrors(t *testing.T) {
+	const tok = "eyJ-the-access-token"
+	for name, body := range map[string]string{
+		"bad expires_in":    `{"success":true,"data":{"access_token":"` + tok + `","expires_in":-1}}`,
+		"bad token_type":    `{"success":true,"data":{"access_token":"` + tok + `","token_type":5}}`,
+		"not the envelope":  `{"access_token":"` + tok + `","expires_in":3600}`,
+		"truncated":         `{"success":true,"data":{"token_type":"Bearer","access_token":"` + tok,
+		"escaped quotes":    `{"success":true,"data":{"access_token":"` + tok + `\"x","expires_in":0}}`,
+		"no success member": `{"data":{"access_token":"` + tok + `"}}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(answer(200, body))
+			defer srv.Close()
+			_, err := testConfig(srv.URL).Token(context.Background())
+			var re *oauth2.RetrieveError
+			if !errors.As(err, &re) {
+				t.Fatalf("no RetrieveError in %v", err)
+			}
+			for what, s := range map[string]string{"error": err.Error(), "Body": string(re.Body), "ErrorDescription": re.ErrorDescription} {
+				if strings.Contains(s, tok) {
+					t.Errorf("%s shows the access token: %s", what, s)
+				}
+			}
+		})
+	}
+}

@@ -99,15 +99,17 @@ func (r *refresher) reuseDelta() time.Duration {
 	return max(r.window(defaultLifetime), expiryDelta)
 }
 
-// token returns a valid token. The caller must not modify it.
-func (r *refresher) token() (*oauth2.Token, error) {
+// token returns a valid token. The caller must not modify it. When no
+// valid token is in hand and a fetch is under way, token waits for it,
+// or until ctx is done.
+func (r *refresher) token(ctx context.Context) (*oauth2.Token, error) {
 	if e := r.cur.Load(); e != nil && time.Now().Before(e.refreshAt) {
 		return e.tok, nil
 	}
-	return r.slowToken()
+	return r.slowToken(ctx)
 }
 
-func (r *refresher) slowToken() (*oauth2.Token, error) {
+func (r *refresher) slowToken(ctx context.Context) (*oauth2.Token, error) {
 	now := time.Now()
 	r.mu.Lock()
 	if e := r.cur.Load(); e != nil && now.Before(e.validUntil) {
@@ -133,8 +135,13 @@ func (r *refresher) slowToken() (*oauth2.Token, error) {
 		fl = r.start(false)
 	}
 	r.mu.Unlock()
-	<-fl.done
-	return fl.tok, fl.err
+	select {
+	case <-fl.done:
+		return fl.tok, fl.err
+	case <-ctx.Done():
+		err := ctx.Err()
+		return nil, &tokenError{msg: "fincalcauth: waiting for a token: " + err.Error(), errs: []error{err}}
+	}
 }
 
 // start begins a fetch in a goroutine of its own. r.mu must be held.
@@ -225,7 +232,7 @@ func (r *refresher) drop(tok *oauth2.Token) bool {
 type reuseAdapter struct{ r *refresher }
 
 func (a reuseAdapter) Token() (*oauth2.Token, error) {
-	tok, err := a.r.token()
+	tok, err := a.r.token(context.Background())
 	if err != nil {
 		return nil, err
 	}

@@ -600,3 +600,21 @@ func TestShortLivedTokens(t *testing.T) {
 		}
 	})
 }
+
+func TestClientRequestContextBoundsTokenWait(t *testing.T) {
+	// A request waiting for a token stops when its own context is done,
+	// not only at the fetch's 30-second bound.
+	synctest.Test(t, func(t *testing.T) {
+		m := &memEndpoint{next: always(reply{hang: true})}
+		client := m.config().Client(m.ctx())
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://127.0.0.1/api/v2/clients", nil)
+		start := time.Now()
+		_, err := client.Do(req)
+		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) != time.Second {
+			t.Errorf("Do() = %v after %v; want the request's deadline after 1s", err, time.Since(start))
+		}
+		time.Sleep(fincalcauth.FetchTimeout) // let the abandoned fetch end
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -219,27 +220,27 @@ func describeMessage(raw json.RawMessage) string {
 }
 
 // redact returns a copy of b with every occurrence of secret, raw or as
-// JSON would escape it, replaced by REDACTED.
+// JSON would escape it, and the value of every JSON member whose name
+// ends in "token", replaced by REDACTED. A 2xx answer that is reported
+// as malformed may still hold an access token.
 func redact(b []byte, secret string) []byte {
 	out := bytes.Clone(b)
-	if secret == "" {
-		return out
+	if secret != "" {
+		for _, form := range secretForms(secret) {
+			out = bytes.ReplaceAll(out, []byte(form), []byte("REDACTED"))
+		}
 	}
-	for _, form := range secretForms(secret) {
-		out = bytes.ReplaceAll(out, []byte(form), []byte("REDACTED"))
-	}
-	return out
+	return tokenMember.ReplaceAll(out, []byte(`${1}"REDACTED"`))
 }
 
 func redactString(s, secret string) string {
-	if secret == "" {
-		return s
-	}
-	for _, form := range secretForms(secret) {
-		s = strings.ReplaceAll(s, form, "REDACTED")
-	}
-	return s
+	return string(redact([]byte(s), secret))
 }
+
+// tokenMember matches a JSON member whose name ends in "token" and whose
+// value is a string, complete or cut short; group 1 is all before the
+// value.
+var tokenMember = regexp.MustCompile(`("[A-Za-z_]*token"\s*:\s*)"(?:[^"\\]|\\.)*(?:"|\\?$)`)
 
 // secretForms lists the spellings of secret that a server could echo:
 // as is, JSON-escaped with and without HTML escaping, and with "/"

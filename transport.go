@@ -19,7 +19,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, t.err
 	}
-	tok, err := t.r.token()
+	tok, err := t.r.token(req.Context())
 	if err != nil {
 		closeBody(req)
 		return nil, err
@@ -40,7 +40,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !replayable {
 		return resp, nil
 	}
-	tok2, err := t.r.token()
+	tok2, err := t.r.token(req.Context())
 	if err != nil || tok2.AccessToken == tok.AccessToken {
 		return resp, nil
 	}
