@@ -31,3 +31,15 @@ func RefreshWindow(c *Config, lifetime time.Duration) time.Duration {
 }
 
 var _ oauth2.TokenSource = reuseAdapter{}
+
+// ClientTokenLookup returns the token lookup that c's transport makes on
+// each request; c must come from Config.Client.
+func ClientTokenLookup(c *http.Client) func() (*oauth2.Token, error) {
+	r := c.Transport.(*transport).r
+	return func() (*oauth2.Token, error) { return r.token(context.Background()) }
+}
+
+// SetClientBase replaces the base transport of a client from Config.Client.
+func SetClientBase(c *http.Client, base http.RoundTripper) {
+	c.Transport.(*transport).base = base
+}
