@@ -25,9 +25,10 @@ import (
 // side by side in one process, each against an equivalent loopback
 // endpoint: FinCalc's JSON envelope for ours, a standard form-encoded
 // OAuth2 endpoint for theirs. BENCHMARKS.md has the figures and the
-// command that reproduces them. Sub-benchmarks are named lib=fincalcauth
-// and lib=clientcredentials, so that benchstat -col /lib puts the two
-// side by side.
+// command that reproduces them. Each sub-benchmark's name starts with
+// lib=fincalcauth or lib=clientcredentials, so that one library can be
+// run at a time (-bench '/^lib=fincalcauth$'), and benchstat -col /lib
+// puts the two side by side.
 
 // benchEndpoints serves tokens both ways, after an optional delay, and
 // counts what it issues.
@@ -113,7 +114,7 @@ func BenchmarkCachedToken(b *testing.B) {
 	for _, mode := range []string{"serial", "parallel"} {
 		for _, lib := range libs {
 			ts := srcs[lib]
-			b.Run("mode="+mode+"/lib="+lib, func(b *testing.B) {
+			b.Run("lib="+lib+"/mode="+mode, func(b *testing.B) {
 				b.ReportAllocs()
 				if mode == "serial" {
 					for b.Loop() {
@@ -273,7 +274,7 @@ func BenchmarkScale(b *testing.B) {
 	for _, g := range []int{1, 8, 64} {
 		for _, lib := range libs {
 			ts := srcs[lib]
-			b.Run(fmt.Sprintf("goroutines=%d/lib=%s", g, lib), func(b *testing.B) {
+			b.Run(fmt.Sprintf("lib=%s/goroutines=%d", lib, g), func(b *testing.B) {
 				b.ReportAllocs()
 				var wg sync.WaitGroup
 				per := b.N / g
