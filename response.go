@@ -33,10 +33,11 @@ const (
 	maxDescription = 300
 )
 
-// envelope is the wrapper of every FinCalc API response.
+// envelope is the wrapper of every FinCalc API response, as a token
+// response fills it: data is an object.
 type envelope struct {
 	Success *bool           `json:"success"`
-	Data    json.RawMessage `json:"data"`
+	Data    map[string]any  `json:"data"`
 	Message json.RawMessage `json:"message"`
 }
 
@@ -57,9 +58,17 @@ func (e *tokenError) Unwrap() []error { return e.errs }
 // secret is removed from everything the error reports. now is the time
 // the expiry counts from.
 func parseResponse(resp *http.Response, body []byte, secret string, now time.Time) (*oauth2.Token, error) {
+	// One pass decodes the envelope and data, as a parse that got every
+	// token response would: a "data" that is not an object is reported as
+	// such below, once the rest is known to be an envelope.
 	var env envelope
 	jsonErr := json.Unmarshal(body, &env)
-	if jsonErr == nil && env.Success == nil && env.Data == nil && env.Message == nil {
+	var typeErr *json.UnmarshalTypeError
+	dataNotObject := errors.As(jsonErr, &typeErr) && typeErr.Field == "data"
+	if dataNotObject {
+		jsonErr = nil
+	}
+	if jsonErr == nil && env.Success == nil && env.Data == nil && env.Message == nil && !dataNotObject {
 		// Valid JSON but not an object with envelope fields: null, a
 		// number, an array, or an object of other keys.
 		jsonErr = errors.New("not a FinCalc response envelope")
@@ -77,8 +86,8 @@ func parseResponse(resp *http.Response, body []byte, secret string, now time.Tim
 	if env.Success == nil {
 		return nil, malformed(resp, body, secret, `no "success" field`)
 	}
-	var data map[string]any
-	if err := json.Unmarshal(env.Data, &data); err != nil || data == nil {
+	data := env.Data
+	if dataNotObject || data == nil {
 		return nil, malformed(resp, body, secret, `"data" is not an object`)
 	}
 	access, ok := data["access_token"].(string)
