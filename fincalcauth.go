@@ -145,7 +145,11 @@ func (c *Config) Token(ctx context.Context) (*oauth2.Token, error) {
 // working after ctx is done.
 //
 // The returned source is the one [oauth2.ReuseTokenSourceWithExpiry]
-// makes, so that [oauth2.NewClient] uses it as is. As with any x/oauth2
+// makes, so that [oauth2.NewClient] uses it as is. Its early expiry is
+// the refresh window, which is how it hands the refresh to the background:
+// a token it returns reports Valid() == false from RefreshAhead (by
+// default about 12 hours) before its Expiry, although FinCalc accepts it
+// until then. As with any x/oauth2
 // source, callers share the returned tokens and must not modify them.
 // If c is invalid, every call of its Token
 // method returns the validation error.
