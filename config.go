@@ -75,9 +75,12 @@ func (e *ConfigError) Error() string {
 	return "fincalcauth: invalid Config." + e.Field + ": " + e.Problem
 }
 
-// validate reports every problem of c as one error that joins a
-// *ConfigError per problem, or nil when c is usable.
-func (c *Config) validate() error {
+// Validate reports whether c can be used, with no network I/O. It returns
+// nil, or an error that joins one [*ConfigError] per problem, so that
+// errors.As finds the first; the same error that [Config.Token],
+// [Config.TokenSource] and [Config.Client] report for c. A program can call
+// it at start-up to fail early on bad configuration.
+func (c *Config) Validate() error {
 	if c == nil {
 		return &ConfigError{Field: "(Config)", Problem: "nil *Config"}
 	}

@@ -126,7 +126,7 @@ const (
 // has a non-zero Expiry, and every field of the response's "data" object
 // is available through its Extra method.
 func (c *Config) Token(ctx context.Context) (*oauth2.Token, error) {
-	if err := c.validate(); err != nil {
+	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	if ctx == nil {
@@ -154,7 +154,7 @@ func (c *Config) Token(ctx context.Context) (*oauth2.Token, error) {
 // If c is invalid, every call of its Token
 // method returns the validation error.
 func (c *Config) TokenSource(ctx context.Context) oauth2.TokenSource {
-	if err := c.validate(); err != nil {
+	if err := c.Validate(); err != nil {
 		return oauth2.ReuseTokenSource(nil, errSource{err})
 	}
 	r := newRefresher(ctx, c)
@@ -184,7 +184,7 @@ func (c *Config) Client(ctx context.Context) *http.Client {
 	if t.base == nil {
 		t.base = http.DefaultTransport
 	}
-	if t.err = c.validate(); t.err == nil {
+	if t.err = c.Validate(); t.err == nil {
 		t.r = newRefresher(ctx, c)
 	}
 	return &http.Client{

@@ -442,7 +442,7 @@ func TestConfigValidation(t *testing.T) {
 			_, tokenErr := cfg.Token(context.Background())
 			_, sourceErr := cfg.TokenSource(context.Background()).Token()
 			_, clientErr := cfg.Client(context.Background()).Get(srv.URL)
-			for _, err := range []error{tokenErr, sourceErr, clientErr} {
+			for _, err := range []error{cfg.Validate(), tokenErr, sourceErr, clientErr} {
 				if got := configFields(err); !cmp.Equal(tt.fields, got) {
 					t.Errorf("error %q names fields %v, want %v", err, got, tt.fields)
 				}
@@ -482,17 +482,15 @@ func configFields(err error) []string {
 	return fields
 }
 
-func TestConfigValidLoopback(t *testing.T) {
+func TestConfigValid(t *testing.T) {
 	for _, u := range []string{"", "https://api.fincalc.co.uk/api/oauth/token", "http://localhost:8080/t", "http://127.0.0.1/t", "http://127.9.9.9/t", "http://[::1]:80/t", "https://example.com/t"} {
-		cfg := testConfig(u)
-		// A token source of a valid Config is not an error source: its
-		// error, if any, is from the network, not a ConfigError.
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		_, err := cfg.Token(ctx)
-		if fields := configFields(err); fields != nil {
-			t.Errorf("TokenURL %q: rejected: %v", u, err)
+		if err := testConfig(u).Validate(); err != nil {
+			t.Errorf("TokenURL %q: %v", u, err)
 		}
+	}
+	var nilCfg *fincalcauth.Config
+	if fields := configFields(nilCfg.Validate()); len(fields) != 1 {
+		t.Errorf("nil *Config: Validate() = %v", nilCfg.Validate())
 	}
 }
 

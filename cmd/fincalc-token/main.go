@@ -184,29 +184,20 @@ func settings(o options, getenv func(string) string, stdin io.Reader) (*fincalca
 	return cfg, problems
 }
 
-// configProblems lists what Config validation finds, by asking for a
-// token with a context that is already done: a valid Config then fails
-// with the context's error alone, and no request is sent.
+// configProblems lists what Config.Validate finds.
 func configProblems(cfg *fincalcauth.Config) []string {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	_, err := cfg.Token(ctx)
-	var problems []string
-	var walk func(error)
-	walk = func(err error) {
-		var ce *fincalcauth.ConfigError
-		if errors.As(err, &ce) && err == error(ce) {
-			problems = append(problems, strings.TrimPrefix(ce.Error(), "fincalcauth: "))
-			return
-		}
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			for _, e := range j.Unwrap() {
-				walk(e)
-			}
-		}
+	err := cfg.Validate()
+	if err == nil {
+		return nil
 	}
-	walk(err)
-	return problems
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var problems []string
+		for _, e := range j.Unwrap() {
+			problems = append(problems, strings.TrimPrefix(e.Error(), "fincalcauth: "))
+		}
+		return problems
+	}
+	return []string{strings.TrimPrefix(err.Error(), "fincalcauth: ")}
 }
 
 // readSecret reads the secret from path, or stdin for "-", without its
