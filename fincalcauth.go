@@ -32,15 +32,17 @@
 //
 // A Config that cannot work (an empty field, an email that is not an
 // address, a token URL that is not absolute https) gives an error before
-// any network I/O, made of one [*ConfigError] per problem.
+// any network I/O, made of one [*ConfigError] per problem; [Config.Validate]
+// reports the same at start-up.
 //
 // When FinCalc refuses (any status other than 2xx, or "success": false),
 // or answers a 2xx without a usable token, the error has an
 // [*oauth2.RetrieveError] in its chain, with Response, Body and
 // ErrorDescription set; get it with [errors.As] as for any x/oauth2 code.
-// The error's text includes the server's description. The client secret
-// is removed from the text, from Body and from ErrorDescription, even
-// when the server echoes the request back.
+// The error's text includes the server's description. The client secret,
+// and any access token in an answer reported as malformed, are removed
+// from the text, from Body and from ErrorDescription, even when the server
+// echoes the request back.
 //
 // # Contexts
 //
@@ -49,7 +51,9 @@
 // holds. [Config.TokenSource] and [Config.Client] keep their context's
 // values (the HTTP client) but not its cancellation or deadline: a source
 // made inside an HTTP handler keeps working after that request ends.
-// Each of their fetches has a time bound of its own, 30 seconds.
+// Each of their fetches has a time bound of its own, 30 seconds. A request
+// made with the client from [Config.Client] that waits for a token stops
+// waiting when the request's own context is done.
 //
 // # Refresh and failure policy
 //

@@ -17,7 +17,8 @@
 // email_address, each a non-empty JSON string given once. A request that
 // breaks a rule gets FinCalc's documented 400 answer,
 // {"success": false, "message": {"description": "..."}}. Credentials
-// other than the server's get 401 with the same envelope. A good request
+// other than the server's get 401 with the same envelope (FinCalc
+// documents only its 400 answer; the 401 is this fake's choice). A good request
 // gets a distinct token that lives [DefaultTokenLifetime] unless
 // [Server.SetTokenLifetime] says otherwise.
 //
@@ -96,6 +97,7 @@ type Fault struct {
 
 // TokenRequest is a token request as the server received it.
 type TokenRequest struct {
+	// ContentType is the request's Content-Type header.
 	ContentType string
 	// Fields holds the JSON body's fields; nil if the body was not a
 	// JSON object.
