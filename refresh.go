@@ -159,8 +159,6 @@ func (r *refresher) run(fl *flight, background bool) {
 	now := time.Now()
 
 	r.mu.Lock()
-	defer close(fl.done)
-	defer r.mu.Unlock()
 	r.inflight = nil
 	if err == nil {
 		r.cur.Store(r.newEntry(tok))
@@ -168,23 +166,31 @@ func (r *refresher) run(fl *flight, background bool) {
 		r.failUntil = time.Time{}
 		r.nextTry = now.Add(firstCooldown)
 		fl.tok = tok
+		r.mu.Unlock()
+		close(fl.done)
 		return
 	}
 	r.failures++
 	cd := cooldown(r.failures)
 	r.failErr, r.failUntil, r.nextTry = err, now.Add(cd), now.Add(cd)
 	fl.err = err
+	failures, cur := r.failures, r.cur.Load()
+	r.mu.Unlock()
+	defer close(fl.done)
+
+	// Log outside the lock: a slow handler must not hold up callers that
+	// have a token.
 	if r.logger != nil {
 		attrs := []slog.Attr{
 			slog.String("error", err.Error()),
 			slog.Int("status", statusOf(err)),
-			slog.Int("failures", r.failures),
-			slog.Time("next_attempt", r.nextTry),
+			slog.Int("failures", failures),
+			slog.Time("next_attempt", now.Add(cd)),
 		}
 		msg := "fincalcauth: token fetch failed"
-		if e := r.cur.Load(); background && e != nil {
+		if background && cur != nil {
 			msg = "fincalcauth: background token refresh failed; the current token stays in use"
-			attrs = append(attrs, slog.Time("token_valid_until", e.validUntil))
+			attrs = append(attrs, slog.Time("token_valid_until", cur.validUntil))
 		}
 		r.logger.LogAttrs(r.ctx, slog.LevelWarn, msg, attrs...)
 	}

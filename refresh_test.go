@@ -449,7 +449,7 @@ func TestBackgroundRefreshFailure(t *testing.T) {
 		t.Run(g.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				m := &memEndpoint{}
-				var logs bytes.Buffer
+				var logs lockedBuffer
 				cfg := m.config()
 				cfg.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 				get := g.make(m, cfg)
@@ -502,6 +502,24 @@ func TestBackgroundRefreshFailure(t *testing.T) {
 	}
 }
 
+// lockedBuffer is a log destination safe for concurrent use.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 func checkNoSecrets(t *testing.T, logs string, m *memEndpoint) {
 	t.Helper()
 	if strings.Contains(logs, testSecret) {
@@ -519,7 +537,7 @@ func checkNoSecrets(t *testing.T, logs string, m *memEndpoint) {
 func TestDebugLogAfterRetries(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		m := &memEndpoint{next: seq(fail(502))}
-		var logs bytes.Buffer
+		var logs lockedBuffer
 		cfg := m.config()
 		cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		if _, err := cfg.TokenSource(m.ctx()).Token(); err != nil {
