@@ -43,3 +43,11 @@ func ClientTokenLookup(c *http.Client) func() (*oauth2.Token, error) {
 func SetClientBase(c *http.Client, base http.RoundTripper) {
 	c.Transport.(*transport).base = base
 }
+
+// LockClient takes the lock of the refresher behind c, a client from
+// Config.Client, and returns its release.
+func LockClient(c *http.Client) (unlock func()) {
+	r := c.Transport.(*transport).r
+	r.mu.Lock()
+	return r.mu.Unlock
+}

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/gofincalc/fincalcauth"
 	"github.com/gofincalc/fincalcauth/fincalcauthtest"
 	"github.com/google/go-cmp/cmp"
 )
@@ -155,5 +157,37 @@ func TestRevokedTokenDroppedOnce(t *testing.T) {
 	wg.Wait()
 	if n := fake.TokenRequests(); n != 2 {
 		t.Errorf("%d token requests; want 2: the revoked token is replaced once", n)
+	}
+}
+
+func TestClientFastPathTakesNoLock(t *testing.T) {
+	fake := fincalcauthtest.NewServer()
+	defer fake.Close()
+	client := fake.Config().Client(context.Background())
+	resp, err := client.Get(fake.URL + fincalcauthtest.ClientsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	// With the refresher's lock held elsewhere, a request with a fresh
+	// token still goes through.
+	unlock := fincalcauth.LockClient(client)
+	defer unlock()
+	done := make(chan error, 1)
+	go func() {
+		resp, err := client.Get(fake.URL + fincalcauthtest.ClientsPath)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a request with a fresh token waited for the refresher's lock")
 	}
 }
