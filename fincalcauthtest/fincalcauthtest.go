@@ -123,7 +123,6 @@ type Server struct {
 
 type issued struct {
 	expiry  time.Time
-	scopes  []string
 	revoked bool
 }
 
@@ -344,7 +343,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	token := newToken()
 	s.mu.Lock()
 	lifetime := s.lifetime
-	s.tokens[token] = issued{expiry: time.Now().Add(lifetime), scopes: strings.Fields(got["scope"])}
+	s.tokens[token] = issued{expiry: time.Now().Add(lifetime)}
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{
 		"success": true,
