@@ -314,7 +314,7 @@ func BenchmarkClientTokenLookup(b *testing.B) {
 		}
 		b.Run("lib="+lib, func(b *testing.B) {
 			b.ReportAllocs()
-			b.SetParallelism(max(1, 64/runtimeProcs()))
+			b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					lookup()
@@ -341,7 +341,7 @@ func BenchmarkClientRoundTrip(b *testing.B) {
 		swapBase(c, instant{})
 		b.Run("lib="+lib, func(b *testing.B) {
 			b.ReportAllocs()
-			b.SetParallelism(max(1, 64/runtimeProcs()))
+			b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
 			req, _ := http.NewRequest("GET", "http://127.0.0.1/api/v2/clients", nil)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -380,5 +380,3 @@ func mustJSON(v any) []byte {
 	}
 	return b
 }
-
-func runtimeProcs() int { return runtime.GOMAXPROCS(0) }

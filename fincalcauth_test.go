@@ -271,15 +271,24 @@ func checkFailure(t *testing.T, err error, want failure) {
 	}
 }
 
+// fetchFailure asks a token endpoint served by h for a token and returns
+// the error, with the *oauth2.RetrieveError in its chain. The test fails
+// if the request succeeds or the error has no RetrieveError.
+func fetchFailure(t *testing.T, h http.Handler) (*oauth2.RetrieveError, error) {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	tok, err := testConfig(srv.URL).Token(context.Background())
+	var re *oauth2.RetrieveError
+	if tok != nil || !errors.As(err, &re) {
+		t.Fatalf("Token() = %v, %v; want an error with an *oauth2.RetrieveError", tok, err)
+	}
+	return re, err
+}
+
 func TestRetrieveErrorBody(t *testing.T) {
 	body := `{"success":false,"message":{"description":"Bad."}}`
-	srv := httptest.NewServer(answer(400, body))
-	defer srv.Close()
-	_, err := testConfig(srv.URL).Token(context.Background())
-	var re *oauth2.RetrieveError
-	if !errors.As(err, &re) {
-		t.Fatalf("no RetrieveError in %v", err)
-	}
+	re, _ := fetchFailure(t, answer(400, body))
 	if diff := cmp.Diff(body, string(re.Body)); diff != "" {
 		t.Errorf("Body (-want +got):\n%s", diff)
 	}
@@ -509,16 +518,7 @@ func TestSecretNeverAppears(t *testing.T) {
 	}
 	for _, status := range []int{400, 200, 422} {
 		t.Run(fmt.Sprint(status), func(t *testing.T) {
-			srv := httptest.NewServer(echo(status))
-			defer srv.Close()
-			_, err := testConfig(srv.URL).Token(context.Background())
-			if err == nil {
-				t.Fatal("no error")
-			}
-			var re *oauth2.RetrieveError
-			if !errors.As(err, &re) {
-				t.Fatalf("no RetrieveError in %v", err)
-			}
+			re, err := fetchFailure(t, echo(status))
 			for what, s := range map[string]string{
 				"error text": err.Error(), "RetrieveError.Error()": re.Error(),
 				"Body": string(re.Body), "ErrorDescription": re.ErrorDescription,
@@ -682,13 +682,7 @@ func TestAccessTokenNeverInErrors(t *testing.T) {
 		"no success member": `{"data":{"access_token":"` + tok + `"}}`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			srv := httptest.NewServer(answer(200, body))
-			defer srv.Close()
-			_, err := testConfig(srv.URL).Token(context.Background())
-			var re *oauth2.RetrieveError
-			if !errors.As(err, &re) {
-				t.Fatalf("no RetrieveError in %v", err)
-			}
+			re, err := fetchFailure(t, answer(200, body))
 			for what, s := range map[string]string{"error": err.Error(), "Body": string(re.Body), "ErrorDescription": re.ErrorDescription} {
 				if strings.Contains(s, tok) {
 					t.Errorf("%s shows the access token: %s", what, s)
