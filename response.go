@@ -58,9 +58,9 @@ func (e *tokenError) Unwrap() []error { return e.errs }
 // secret is removed from everything the error reports. now is the time
 // the expiry counts from.
 func parseResponse(resp *http.Response, body []byte, secret string, now time.Time) (*oauth2.Token, error) {
-	// One pass decodes the envelope and data, as a parse that got every
-	// token response would: a "data" that is not an object is reported as
-	// such below, once the rest is known to be an envelope.
+	// One pass decodes the envelope and its data. A "data" that is not an
+	// object makes Unmarshal report a type error for that field alone; it
+	// is reported below, once the rest is known to be an envelope.
 	var env envelope
 	jsonErr := json.Unmarshal(body, &env)
 	var typeErr *json.UnmarshalTypeError

@@ -304,7 +304,7 @@ func runDemo(ctx context.Context, o options, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "fincalc-token:", strings.TrimPrefix(err.Error(), "fincalcauth: "))
 		return exitFail
 	}
-	fmt.Fprintf(stderr, "demo: FinCalc answered {\"success\": true, \"data\": {...}}: a %s token that expires at %s (in %v)\n",
+	fmt.Fprintf(stderr, "demo: the fake FinCalc answered {\"success\": true, \"data\": {...}}: a %s token that expires at %s (in %v)\n",
 		tok.Type(), tok.Expiry.UTC().Format(time.RFC3339), time.Duration(tok.ExpiresIn)*time.Second)
 	fmt.Fprintln(stderr, "demo: the token, on standard output:")
 	return printToken(tok, o.json, stdout, stderr)
