@@ -48,12 +48,11 @@ type refresher struct {
 
 	cur atomic.Pointer[entry] // nil until the first token, or after drop
 
-	mu        sync.Mutex // guards the fields below
-	inflight  *flight    // the fetch under way, if any
-	failErr   error      // the last fetch's error, until a success
-	failUntil time.Time  // no blocking fetch starts before this after failErr
-	failures  int        // consecutive failed fetches
-	nextTry   time.Time  // no background fetch starts before this
+	mu       sync.Mutex // guards the fields below
+	inflight *flight    // the fetch under way, if any
+	lastErr  error      // the last fetch's error, until a success
+	failures int        // consecutive failed fetches
+	nextTry  time.Time  // no fetch starts before this, but a blocking one after a success
 }
 
 // entry is a cached token and when to act on it.
@@ -120,19 +119,19 @@ func (r *refresher) slowToken(ctx context.Context) (*oauth2.Token, error) {
 			return e.tok, nil
 		}
 		if r.inflight == nil && !now.Before(r.nextTry) {
-			r.start(true)
+			r.start()
 		}
 		r.mu.Unlock()
 		return e.tok, nil
 	}
 	fl := r.inflight
 	if fl == nil {
-		if r.failErr != nil && now.Before(r.failUntil) {
-			err := r.failErr
+		if r.lastErr != nil && now.Before(r.nextTry) {
+			err := r.lastErr
 			r.mu.Unlock()
 			return nil, err
 		}
-		fl = r.start(false)
+		fl = r.start()
 	}
 	r.mu.Unlock()
 	select {
@@ -145,14 +144,14 @@ func (r *refresher) slowToken(ctx context.Context) (*oauth2.Token, error) {
 }
 
 // start begins a fetch in a goroutine of its own. r.mu must be held.
-func (r *refresher) start(background bool) *flight {
+func (r *refresher) start() *flight {
 	fl := &flight{done: make(chan struct{})}
 	r.inflight = fl
-	go r.run(fl, background)
+	go r.run(fl)
 	return fl
 }
 
-func (r *refresher) run(fl *flight, background bool) {
+func (r *refresher) run(fl *flight) {
 	ctx, cancel := context.WithTimeoutCause(r.ctx, fetchTimeout, errFetchTimeout)
 	tok, err := r.f.fetch(ctx)
 	cancel()
@@ -160,40 +159,36 @@ func (r *refresher) run(fl *flight, background bool) {
 
 	r.mu.Lock()
 	r.inflight = nil
+	fl.tok, fl.err = tok, err
 	if err == nil {
 		r.cur.Store(r.newEntry(tok))
-		r.failErr, r.failures = nil, 0
-		r.failUntil = time.Time{}
+		r.lastErr, r.failures = nil, 0
 		r.nextTry = now.Add(firstCooldown)
-		fl.tok = tok
-		r.mu.Unlock()
-		close(fl.done)
+	} else {
+		r.lastErr = err
+		r.failures++
+		r.nextTry = now.Add(cooldown(r.failures))
+	}
+	failures, next, cur := r.failures, r.nextTry, r.cur.Load()
+	r.mu.Unlock()
+	// Release the callers first: a slow log handler must not hold them up.
+	close(fl.done)
+
+	if err == nil || r.logger == nil {
 		return
 	}
-	r.failures++
-	cd := cooldown(r.failures)
-	r.failErr, r.failUntil, r.nextTry = err, now.Add(cd), now.Add(cd)
-	fl.err = err
-	failures, cur := r.failures, r.cur.Load()
-	r.mu.Unlock()
-	defer close(fl.done)
-
-	// Log outside the lock: a slow handler must not hold up callers that
-	// have a token.
-	if r.logger != nil {
-		attrs := []slog.Attr{
-			slog.String("error", err.Error()),
-			slog.Int("status", statusOf(err)),
-			slog.Int("failures", failures),
-			slog.Time("next_attempt", now.Add(cd)),
-		}
-		msg := "fincalcauth: token fetch failed"
-		if background && cur != nil {
-			msg = "fincalcauth: background token refresh failed; the current token stays in use"
-			attrs = append(attrs, slog.Time("token_valid_until", cur.validUntil))
-		}
-		r.logger.LogAttrs(r.ctx, slog.LevelWarn, msg, attrs...)
+	attrs := []slog.Attr{
+		slog.String("error", err.Error()),
+		slog.Int("status", statusOf(err)),
+		slog.Int("failures", failures),
+		slog.Time("next_attempt", next),
 	}
+	msg := "fincalcauth: token fetch failed"
+	if cur != nil && now.Before(cur.validUntil) {
+		msg = "fincalcauth: background token refresh failed; the current token stays in use"
+		attrs = append(attrs, slog.Time("token_valid_until", cur.validUntil))
+	}
+	r.logger.LogAttrs(r.ctx, slog.LevelWarn, msg, attrs...)
 }
 
 var errFetchTimeout = errors.New("token fetch took longer than 30s")

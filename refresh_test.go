@@ -636,3 +636,27 @@ func TestClientRequestContextBoundsTokenWait(t *testing.T) {
 		time.Sleep(fincalcauth.FetchTimeout) // let the abandoned fetch end
 	})
 }
+
+// slowHandler is a slog.Handler that takes a second for each record.
+type slowHandler struct{ slog.Handler }
+
+func (h slowHandler) Handle(ctx context.Context, r slog.Record) error {
+	time.Sleep(time.Second)
+	return h.Handler.Handle(ctx, r)
+}
+
+func TestSlowLoggerDoesNotDelayCallers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := &memEndpoint{next: always(fail(400))}
+		cfg := m.config()
+		cfg.Logger = slog.New(slowHandler{slog.NewTextHandler(io.Discard, nil)})
+		start := time.Now()
+		if _, err := cfg.TokenSource(m.ctx()).Token(); err == nil {
+			t.Fatal("Token() succeeded against a failing endpoint")
+		}
+		if d := time.Since(start); d != 0 {
+			t.Errorf("Token() returned after %v: the caller waited for the log handler", d)
+		}
+		time.Sleep(time.Second) // let the record be written
+	})
+}
