@@ -36,7 +36,13 @@ var _ oauth2.TokenSource = reuseAdapter{}
 // each request; c must come from Config.Client.
 func ClientTokenLookup(c *http.Client) func() (*oauth2.Token, error) {
 	r := c.Transport.(*transport).r
-	return func() (*oauth2.Token, error) { return r.token(context.Background()) }
+	return func() (*oauth2.Token, error) {
+		e, err := r.token(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		return e.tok, nil
+	}
 }
 
 // SetClientBase replaces the base transport of a client from Config.Client.

@@ -149,20 +149,22 @@ func (c *Config) Token(ctx context.Context) (*oauth2.Token, error) {
 // working after ctx is done.
 //
 // The returned source is the one [oauth2.ReuseTokenSourceWithExpiry]
-// makes, so that [oauth2.NewClient] uses it as is. Its early expiry is
-// the refresh window, which is how it hands the refresh to the background:
-// a token it returns reports Valid() == false from RefreshAhead (by
-// default about 12 hours) before its Expiry, although FinCalc accepts it
-// until then. As with any x/oauth2
-// source, callers share the returned tokens and must not modify them.
-// If c is invalid, every call of its Token
-// method returns the validation error.
+// makes, so that [oauth2.NewClient] uses it as is. The tokens it returns
+// report as Expiry the moment the source starts replacing them (see
+// [Config.RefreshAhead]), not FinCalc's expiry, which ExpiresIn still
+// gives: Valid() is true from issue until then. After that moment, while
+// the replacement is under way or the token endpoint fails, the source
+// keeps returning the current token, which FinCalc still accepts, with
+// Valid() false, until 10 seconds before FinCalc's expiry. As with any
+// x/oauth2 source, callers share the returned tokens and must not modify
+// them. If c is invalid, every call of its Token method returns the
+// validation error.
 func (c *Config) TokenSource(ctx context.Context) oauth2.TokenSource {
 	if err := c.Validate(); err != nil {
 		return oauth2.ReuseTokenSource(nil, errSource{err})
 	}
 	r := newRefresher(ctx, c)
-	return oauth2.ReuseTokenSourceWithExpiry(nil, reuseAdapter{r}, r.reuseDelta())
+	return oauth2.ReuseTokenSourceWithExpiry(nil, reuseAdapter{r}, reuseEarlyExpiry)
 }
 
 // Client returns an HTTP client that adds a bearer token from c to every

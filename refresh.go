@@ -62,10 +62,10 @@ type entry struct {
 	validUntil time.Time // stop using it from here on
 }
 
-// flight is one fetch; done closes when tok or err is set.
+// flight is one fetch; done closes when e or err is set.
 type flight struct {
 	done chan struct{}
-	tok  *oauth2.Token
+	e    *entry
 	err  error
 }
 
@@ -92,37 +92,27 @@ func (r *refresher) window(lifetime time.Duration) time.Duration {
 	return w - time.Duration(float64(w)*r.jitter)
 }
 
-// reuseDelta is the early expiry to give oauth2.ReuseTokenSourceWithExpiry
-// so that it asks r for a token as soon as r wants to start a refresh.
-func (r *refresher) reuseDelta() time.Duration {
-	return max(r.window(defaultLifetime), expiryDelta)
-}
-
-// token returns a valid token. The caller must not modify it. When no
-// valid token is in hand and a fetch is under way, token waits for it,
-// or until ctx is done.
-func (r *refresher) token(ctx context.Context) (*oauth2.Token, error) {
+// token returns the entry of a valid token. The caller must not modify
+// it. When no valid token is in hand and a fetch is under way, token
+// waits for it, or until ctx is done.
+func (r *refresher) token(ctx context.Context) (*entry, error) {
 	if e := r.cur.Load(); e != nil && time.Now().Before(e.refreshAt) {
-		return e.tok, nil
+		return e, nil
 	}
 	return r.slowToken(ctx)
 }
 
-func (r *refresher) slowToken(ctx context.Context) (*oauth2.Token, error) {
+func (r *refresher) slowToken(ctx context.Context) (*entry, error) {
 	now := time.Now()
 	r.mu.Lock()
 	if e := r.cur.Load(); e != nil && now.Before(e.validUntil) {
 		// Still valid, but due for replacement: answer now and let one
 		// background fetch replace it.
-		if now.Before(e.refreshAt) {
-			r.mu.Unlock()
-			return e.tok, nil
-		}
-		if r.inflight == nil && !now.Before(r.nextTry) {
+		if !now.Before(e.refreshAt) && r.inflight == nil && !now.Before(r.nextTry) {
 			r.start()
 		}
 		r.mu.Unlock()
-		return e.tok, nil
+		return e, nil
 	}
 	fl := r.inflight
 	if fl == nil {
@@ -136,7 +126,7 @@ func (r *refresher) slowToken(ctx context.Context) (*oauth2.Token, error) {
 	r.mu.Unlock()
 	select {
 	case <-fl.done:
-		return fl.tok, fl.err
+		return fl.e, fl.err
 	case <-ctx.Done():
 		err := ctx.Err()
 		return nil, &tokenError{msg: "fincalcauth: waiting for a token: " + err.Error(), errs: []error{err}}
@@ -159,9 +149,10 @@ func (r *refresher) run(fl *flight) {
 
 	r.mu.Lock()
 	r.inflight = nil
-	fl.tok, fl.err = tok, err
+	fl.err = err
 	if err == nil {
-		r.cur.Store(r.newEntry(tok))
+		fl.e = r.newEntry(tok)
+		r.cur.Store(fl.e)
 		r.lastErr, r.failures = nil, 0
 		r.nextTry = now.Add(firstCooldown)
 	} else {
@@ -227,17 +218,26 @@ func (r *refresher) drop(tok *oauth2.Token) bool {
 	return true
 }
 
+// reuseEarlyExpiry is the early expiry given to
+// oauth2.ReuseTokenSourceWithExpiry. The tokens that reuseAdapter hands it
+// expire when the refresher wants to replace them, so no margin is needed;
+// zero would mean x/oauth2's 10 seconds.
+const reuseEarlyExpiry = time.Nanosecond
+
 // reuseAdapter is the source that oauth2.ReuseTokenSourceWithExpiry
-// wraps. ReuseTokenSource writes to each token it is given, so the
-// adapter hands it a copy of the shared one.
+// wraps. It hands out a copy of the shared token, since ReuseTokenSource
+// writes to each token it is given, whose Expiry is the moment the
+// refresher starts replacing it: until then ReuseTokenSource answers on
+// its own, and from then on it asks the refresher at each call.
 type reuseAdapter struct{ r *refresher }
 
 func (a reuseAdapter) Token() (*oauth2.Token, error) {
-	tok, err := a.r.token(context.Background())
+	e, err := a.r.token(context.Background())
 	if err != nil {
 		return nil, err
 	}
-	t := *tok
+	t := *e.tok
+	t.Expiry = e.refreshAt
 	return &t, nil
 }
 

@@ -605,8 +605,13 @@ func TestShortLivedTokens(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !tok.Valid() && time.Until(tok.Expiry) < 10*time.Second {
-				t.Errorf("expired token handed out")
+			var n int
+			fmt.Sscanf(tok.AccessToken, "tok-%d", &n)
+			m.mu.Lock()
+			issued := m.times[n-1]
+			m.mu.Unlock()
+			if time.Since(issued) >= 50*time.Second {
+				t.Errorf("%s handed out %v after its issue, within 10s of its expiry", tok.AccessToken, time.Since(issued))
 			}
 			if len(got) == 0 || got[len(got)-1] != tok.AccessToken {
 				got = append(got, tok.AccessToken)
@@ -659,4 +664,40 @@ func TestSlowLoggerDoesNotDelayCallers(t *testing.T) {
 		}
 		time.Sleep(time.Second) // let the record be written
 	})
+}
+
+func TestTokenSourceExpiryIsRefreshMoment(t *testing.T) {
+	for _, lifetime := range []time.Duration{time.Minute, time.Hour, 24 * time.Hour} {
+		t.Run(lifetime.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				m := &memEndpoint{lifetime: int(lifetime / time.Second)}
+				ts := m.config().TokenSource(m.ctx())
+				tok, err := ts.Token()
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Half the lifetime, plus up to 5% of that as jitter.
+				if d := time.Until(tok.Expiry); !tok.Valid() || d < lifetime/2 || d > lifetime/2*105/100 {
+					t.Errorf("fresh token: Valid() = %v, Expiry in %v; want true, about %v", tok.Valid(), d, lifetime/2)
+				}
+				if tok.ExpiresIn != int64(lifetime/time.Second) {
+					t.Errorf("ExpiresIn = %d, want FinCalc's %v", tok.ExpiresIn, lifetime)
+				}
+				if n := testing.AllocsPerRun(100, func() { ts.Token() }); n != 0 {
+					t.Errorf("cached Token() allocates %v times", n)
+				}
+				// Valid until its Expiry, then replaced.
+				time.Sleep(time.Until(tok.Expiry) - time.Nanosecond)
+				if again, _ := ts.Token(); again.AccessToken != tok.AccessToken || !again.Valid() || m.requests() != 1 {
+					t.Errorf("just before Expiry: %q (Valid %v) after %d requests; want the same valid token", again.AccessToken, again.Valid(), m.requests())
+				}
+				time.Sleep(time.Nanosecond)
+				ts.Token()
+				synctest.Wait()
+				if next, _ := ts.Token(); next.AccessToken == tok.AccessToken || !next.Valid() {
+					t.Errorf("after Expiry: %q (Valid %v); want a new valid token", next.AccessToken, next.Valid())
+				}
+			})
+		})
+	}
 }

@@ -19,11 +19,12 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, t.err
 	}
-	tok, err := t.r.token(req.Context())
+	e, err := t.r.token(req.Context())
 	if err != nil {
 		closeBody(req)
 		return nil, err
 	}
+	tok := e.tok
 	// A request whose body cannot be sent again is not replayed.
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 
@@ -40,8 +41,8 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !replayable {
 		return resp, nil
 	}
-	tok2, err := t.r.token(req.Context())
-	if err != nil || tok2.AccessToken == tok.AccessToken {
+	e2, err := t.r.token(req.Context())
+	if err != nil || e2.tok.AccessToken == tok.AccessToken {
 		return resp, nil
 	}
 	req3 := req.Clone(req.Context())
@@ -54,7 +55,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	tok2.SetAuthHeader(req3)
+	e2.tok.SetAuthHeader(req3)
 	return t.base.RoundTrip(req3)
 }
 
