@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -28,6 +29,9 @@ const (
 	// sleepBudget bounds the sum of the sleeps between attempts of one
 	// fetch: callers wait on a fetch.
 	sleepBudget = 2 * time.Second
+
+	// maxBodySize bounds how much of a token response is read.
+	maxBodySize = 1 << 20
 )
 
 // requestBody is the token request, with the five documented fields in
@@ -51,7 +55,7 @@ type fetcher struct {
 }
 
 // newFetcher prepares requests for c, which must be valid, using the HTTP
-// client that ctx carries under oauth2.HTTPClient, if any.
+// client that ctx carries, if any.
 func newFetcher(ctx context.Context, c *Config) *fetcher {
 	body, err := json.Marshal(requestBody{
 		GrantType:    "client_credentials",
@@ -80,14 +84,30 @@ var defaultTokenClient = &http.Client{Timeout: defaultHTTPTimeout, CheckRedirect
 // in ctx, or defaultTokenClient. Neither follows redirects, so that the
 // request body, which holds the secret, goes to TokenURL only.
 func tokenClient(ctx context.Context) *http.Client {
-	if ctx != nil {
-		if hc, ok := ctx.Value(oauth2.HTTPClient).(*http.Client); ok && hc != nil {
-			c := *hc
-			c.CheckRedirect = noRedirect
-			return &c
-		}
+	hc := contextClient(ctx)
+	if hc == nil {
+		return defaultTokenClient
 	}
-	return defaultTokenClient
+	c := *hc
+	c.CheckRedirect = noRedirect
+	return &c
+}
+
+// contextClient returns the *http.Client that ctx carries under
+// oauth2.HTTPClient, or nil.
+func contextClient(ctx context.Context) *http.Client {
+	hc, _ := ctx.Value(oauth2.HTTPClient).(*http.Client)
+	return hc
+}
+
+// orBackground returns ctx, or context.Background() for a nil ctx, which
+// x/oauth2 accepts and so do we. Every exported function that takes a
+// context passes it through here first.
+func orBackground(ctx context.Context) context.Context {
+	if ctx == nil {
+		return context.Background()
+	}
+	return ctx
 }
 
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -101,12 +121,21 @@ type outcome struct {
 }
 
 // fetch obtains one token, retrying transient failures with exponential
-// backoff and jitter. It stops when ctx is done.
+// backoff and jitter. It stops when ctx is done. Its errors, and theirs
+// alone, start with "fincalcauth: ".
 func (f *fetcher) fetch(ctx context.Context) (*oauth2.Token, error) {
+	tok, err := f.retry(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("fincalcauth: %w", err)
+	}
+	return tok, nil
+}
+
+func (f *fetcher) retry(ctx context.Context) (*oauth2.Token, error) {
 	var slept time.Duration
-	var last error
+	var last error // the last failure that ctx did not cause
 	for attempt := 1; ; attempt++ {
-		if err := ctx.Err(); err != nil {
+		if ctx.Err() != nil {
 			return nil, stopped(ctx, attempt-1, last)
 		}
 		o := f.attempt(ctx)
@@ -117,10 +146,10 @@ func (f *fetcher) fetch(ctx context.Context) (*oauth2.Token, error) {
 			}
 			return o.tok, nil
 		}
-		last = o.err
 		if ctx.Err() != nil {
 			return nil, stopped(ctx, attempt, last)
 		}
+		last = o.err
 		if !o.transient || attempt == maxAttempts {
 			return nil, o.err
 		}
@@ -154,33 +183,28 @@ func backoff(attempt int) time.Duration {
 	return d - rand.N(d/2+1)
 }
 
-// stopped reports that ctx ended a fetch, naming the last failure if any.
+// stopped reports that ctx ended a fetch after the given attempts,
+// naming the last failure that ctx did not cause, if any.
 func stopped(ctx context.Context, attempts int, last error) error {
 	cause := context.Cause(ctx)
-	if cause == nil {
-		cause = ctx.Err()
+	if !errors.Is(cause, ctx.Err()) {
+		cause = fmt.Errorf("%w: %w", ctx.Err(), cause)
 	}
-	msg := "fincalcauth: token request stopped: " + cause.Error()
-	errs := []error{ctx.Err()}
-	if cause != ctx.Err() {
-		errs = append(errs, cause)
+	plural := "s"
+	if attempts == 1 {
+		plural = ""
 	}
-	if last != nil {
-		msg += " after " + strconv.Itoa(attempts) + " attempt"
-		if attempts != 1 {
-			msg += "s"
-		}
-		msg += "; last failure: " + strings.TrimPrefix(last.Error(), "fincalcauth: ")
-		errs = append(errs, last)
+	if last == nil {
+		return fmt.Errorf("token request stopped after %d attempt%s: %w", attempts, plural, cause)
 	}
-	return &tokenError{msg: msg, errs: errs}
+	return fmt.Errorf("token request stopped after %d attempt%s: %w; last failure: %w", attempts, plural, cause, last)
 }
 
 // attempt makes one token request.
 func (f *fetcher) attempt(ctx context.Context) outcome {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.url, bytes.NewReader(f.body))
 	if err != nil {
-		return outcome{err: &tokenError{msg: "fincalcauth: token request: " + err.Error(), errs: []error{err}}}
+		return outcome{err: fmt.Errorf("token request: %w", err)}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
@@ -188,18 +212,12 @@ func (f *fetcher) attempt(ctx context.Context) outcome {
 	resp, err := f.client.Do(req)
 	if err != nil {
 		// The error names the URL, never the body: no secret in it.
-		return outcome{
-			err:       &tokenError{msg: "fincalcauth: token request failed: " + err.Error(), errs: []error{err}},
-			transient: ctx.Err() == nil,
-		}
+		return outcome{err: fmt.Errorf("token request failed: %w", err), transient: true}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodySize+1))
 	if err != nil {
-		return outcome{
-			err:       &tokenError{msg: "fincalcauth: reading token response (" + resp.Status + "): " + err.Error(), errs: []error{err}},
-			transient: ctx.Err() == nil,
-		}
+		return outcome{err: fmt.Errorf("reading token response (%s): %w", resp.Status, err), transient: true}
 	}
 	o := outcome{transient: transientStatus(resp.StatusCode)}
 	if len(body) > maxBodySize {
@@ -247,16 +265,6 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		if d := t.Sub(now); d > 0 {
 			return min(d, time.Hour)
 		}
-	}
-	return 0
-}
-
-// statusOf returns the HTTP status of a failed fetch, or 0 when the
-// server gave none.
-func statusOf(err error) int {
-	var re *oauth2.RetrieveError
-	if errors.As(err, &re) && re.Response != nil {
-		return re.Response.StatusCode
 	}
 	return 0
 }

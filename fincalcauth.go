@@ -133,9 +133,7 @@ func (c *Config) Token(ctx context.Context) (*oauth2.Token, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	if ctx == nil {
-		ctx = context.Background()
-	}
+	ctx = orBackground(ctx)
 	return newFetcher(ctx, c).fetch(ctx)
 }
 
@@ -163,7 +161,7 @@ func (c *Config) TokenSource(ctx context.Context) oauth2.TokenSource {
 	if err := c.Validate(); err != nil {
 		return oauth2.ReuseTokenSource(nil, errSource{err})
 	}
-	r := newRefresher(ctx, c)
+	r := newRefresher(orBackground(ctx), c)
 	return oauth2.ReuseTokenSourceWithExpiry(nil, reuseAdapter{r}, reuseEarlyExpiry)
 }
 
@@ -179,12 +177,10 @@ func (c *Config) TokenSource(ctx context.Context) oauth2.TokenSource {
 // fails with the validation error. The returned client and its Transport
 // should not be modified.
 func (c *Config) Client(ctx context.Context) *http.Client {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	base := http.DefaultClient
-	if hc, ok := ctx.Value(oauth2.HTTPClient).(*http.Client); ok && hc != nil {
-		base = hc
+	ctx = orBackground(ctx)
+	base := contextClient(ctx)
+	if base == nil {
+		base = http.DefaultClient
 	}
 	t := &transport{base: base.Transport}
 	if t.base == nil {

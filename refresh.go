@@ -3,6 +3,7 @@ package fincalcauth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -69,10 +70,9 @@ type flight struct {
 	err  error
 }
 
+// newRefresher returns a refresher for c, which must be valid. It keeps
+// ctx's values but not its cancellation.
 func newRefresher(ctx context.Context, c *Config) *refresher {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	return &refresher{
 		f:            newFetcher(ctx, c),
 		ctx:          context.WithoutCancel(ctx),
@@ -128,8 +128,7 @@ func (r *refresher) slowToken(ctx context.Context) (*entry, error) {
 	case <-fl.done:
 		return fl.e, fl.err
 	case <-ctx.Done():
-		err := ctx.Err()
-		return nil, &tokenError{msg: "fincalcauth: waiting for a token: " + err.Error(), errs: []error{err}}
+		return nil, fmt.Errorf("fincalcauth: waiting for a token: %w", ctx.Err())
 	}
 }
 
@@ -182,7 +181,19 @@ func (r *refresher) run(fl *flight) {
 	r.logger.LogAttrs(r.ctx, slog.LevelWarn, msg, attrs...)
 }
 
-var errFetchTimeout = errors.New("token fetch took longer than 30s")
+// errFetchTimeout is the cause of a fetch that took longer than
+// fetchTimeout.
+var errFetchTimeout = fmt.Errorf("%w: token fetch took longer than %v", context.DeadlineExceeded, fetchTimeout)
+
+// statusOf returns the HTTP status of a failed fetch, or 0 when the
+// server gave none.
+func statusOf(err error) int {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) && re.Response != nil {
+		return re.Response.StatusCode
+	}
+	return 0
+}
 
 // newEntry schedules tok's replacement.
 func (r *refresher) newEntry(tok *oauth2.Token) *entry {

@@ -248,18 +248,34 @@ func TestRetryStopsWhenContextDone(t *testing.T) {
 func TestFetchTimeBound(t *testing.T) {
 	// A hung endpoint behind an HTTP client with no timeout cannot block
 	// a TokenSource's callers for ever.
-	synctest.Test(t, func(t *testing.T) {
-		m := &memEndpoint{next: always(reply{hang: true})}
-		ts := m.config().TokenSource(m.ctx())
-		start := time.Now()
-		_, err := ts.Token()
-		if d := time.Since(start); d > fincalcauth.FetchTimeout || d < fincalcauth.FetchTimeout {
-			t.Errorf("Token() returned after %v, want %v", d, fincalcauth.FetchTimeout)
-		}
-		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "30s") {
-			t.Errorf("error = %v; want a 30s deadline", err)
-		}
-	})
+	for name, replies := range map[string][]reply{
+		"hangs":             {{hang: true}},
+		"fails, then hangs": {fail(503), {hang: true}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				m := &memEndpoint{next: func(n int) reply { return replies[min(n, len(replies))-1] }}
+				ts := m.config().TokenSource(m.ctx())
+				start := time.Now()
+				_, err := ts.Token()
+				if d := time.Since(start); d != fincalcauth.FetchTimeout {
+					t.Errorf("Token() returned after %v, want %v", d, fincalcauth.FetchTimeout)
+				}
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("error %v does not wrap context.DeadlineExceeded", err)
+				}
+				// Each part once: the prefix, the bound, and the last
+				// failure that the bound did not cause.
+				msg := err.Error()
+				if strings.Count(msg, "fincalcauth: ") != 1 || !strings.HasPrefix(msg, "fincalcauth: ") || strings.Count(msg, "30s") != 1 {
+					t.Errorf("error %q: want one prefix and the 30s bound once", msg)
+				}
+				if got := strings.Contains(msg, "last failure: token request failed: 503"); got != (len(replies) > 1) {
+					t.Errorf("error %q: names a last failure = %v, want %v", msg, got, len(replies) > 1)
+				}
+			})
+		})
+	}
 }
 
 // TestFailFastDuringOutage runs in real time, for 3 seconds: callers

@@ -7,19 +7,14 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"golang.org/x/oauth2"
 )
 
 const (
-	// maxBodySize bounds how much of a token response is read.
-	maxBodySize = 1 << 20
-
 	// defaultLifetime is FinCalc's documented token lifetime, used when a
 	// response has no expires_in.
 	defaultLifetime = 24 * time.Hour
@@ -33,24 +28,24 @@ const (
 	maxDescription = 300
 )
 
-// envelope is the wrapper of every FinCalc API response, as a token
-// response fills it: data is an object.
+// envelope is the wrapper of every FinCalc API response.
 type envelope struct {
 	Success *bool           `json:"success"`
-	Data    map[string]any  `json:"data"`
+	Data    json.RawMessage `json:"data"`
 	Message json.RawMessage `json:"message"`
 }
 
-// tokenError is a failed token request. Its text is short and free of
-// secrets; the whole story is in the wrapped error, an
-// *oauth2.RetrieveError for an answer from the server.
-type tokenError struct {
-	msg  string
-	errs []error
+// fetchError is a failed attempt: a short text, free of secrets, in front
+// of its cause, which for an answer from the server is an
+// *oauth2.RetrieveError. Its text has no "fincalcauth: " prefix: the
+// fetch that returns it adds one.
+type fetchError struct {
+	msg   string
+	cause error
 }
 
-func (e *tokenError) Error() string   { return e.msg }
-func (e *tokenError) Unwrap() []error { return e.errs }
+func (e *fetchError) Error() string { return e.msg }
+func (e *fetchError) Unwrap() error { return e.cause }
 
 // parseResponse turns a token endpoint's answer into a token, or an error
 // that wraps an *oauth2.RetrieveError. resp supplies the status and is
@@ -58,24 +53,16 @@ func (e *tokenError) Unwrap() []error { return e.errs }
 // secret is removed from everything the error reports. now is the time
 // the expiry counts from.
 func parseResponse(resp *http.Response, body []byte, secret string, now time.Time) (*oauth2.Token, error) {
-	// One pass decodes the envelope and its data. A "data" that is not an
-	// object makes Unmarshal report a type error for that field alone; it
-	// is reported below, once the rest is known to be an envelope.
 	var env envelope
 	jsonErr := json.Unmarshal(body, &env)
-	var typeErr *json.UnmarshalTypeError
-	dataNotObject := errors.As(jsonErr, &typeErr) && typeErr.Field == "data"
-	if dataNotObject {
-		jsonErr = nil
-	}
-	if jsonErr == nil && env.Success == nil && env.Data == nil && env.Message == nil && !dataNotObject {
+	if jsonErr == nil && env.Success == nil && env.Data == nil && env.Message == nil {
 		// Valid JSON but not an object with envelope fields: null, a
 		// number, an array, or an object of other keys.
 		jsonErr = errors.New("not a FinCalc response envelope")
 	}
 	ok2xx := resp.StatusCode >= 200 && resp.StatusCode < 300
 	if !ok2xx || (jsonErr == nil && env.Success != nil && !*env.Success) {
-		return nil, retrieveError(resp, body, env.Message, secret)
+		return nil, refused(resp, body, env.Message, secret)
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, malformed(resp, body, secret, "empty body")
@@ -86,8 +73,8 @@ func parseResponse(resp *http.Response, body []byte, secret string, now time.Tim
 	if env.Success == nil {
 		return nil, malformed(resp, body, secret, `no "success" field`)
 	}
-	data := env.Data
-	if dataNotObject || data == nil {
+	var data map[string]any
+	if json.Unmarshal(env.Data, &data) != nil || data == nil {
 		return nil, malformed(resp, body, secret, `"data" is not an object`)
 	}
 	access, ok := data["access_token"].(string)
@@ -104,22 +91,18 @@ func parseResponse(resp *http.Response, body []byte, secret string, now time.Tim
 			tokenType = s
 		}
 	}
-	lifetime := defaultLifetime
-	var expiresIn int64
+	expiresIn := int64(defaultLifetime / time.Second)
 	if v, present := data["expires_in"]; present {
 		n, err := parseExpiresIn(v)
 		if err != nil {
 			return nil, malformed(resp, body, secret, `"data.expires_in" `+err.Error())
 		}
 		expiresIn = n
-		lifetime = time.Duration(n) * time.Second
-	} else {
-		expiresIn = int64(defaultLifetime / time.Second)
 	}
 	tok := &oauth2.Token{
 		AccessToken: access,
 		TokenType:   tokenType,
-		Expiry:      now.Add(lifetime),
+		Expiry:      now.Add(time.Duration(expiresIn) * time.Second),
 		ExpiresIn:   expiresIn,
 	}
 	return tok.WithExtra(data), nil
@@ -185,28 +168,28 @@ func malformed(resp *http.Response, body []byte, secret, problem string) error {
 		Body:             redact(body, secret),
 		ErrorDescription: "malformed token response: " + problem,
 	}
-	return &tokenError{
-		msg:  "fincalcauth: malformed token response (" + resp.Status + "): " + redactString(problem, secret),
-		errs: []error{re},
+	return &fetchError{
+		msg:   "malformed token response (" + resp.Status + "): " + redactString(problem, secret),
+		cause: re,
 	}
 }
 
-// retrieveError reports a refusal: a non-2xx status, or "success": false.
-func retrieveError(resp *http.Response, body []byte, message json.RawMessage, secret string) error {
+// refused reports a refusal: a non-2xx status, or "success": false.
+func refused(resp *http.Response, body []byte, message json.RawMessage, secret string) error {
 	desc := redactString(describeMessage(message), secret)
 	re := &oauth2.RetrieveError{
 		Response:         resp,
 		Body:             redact(body, secret),
 		ErrorDescription: desc,
 	}
-	msg := "fincalcauth: token request failed: " + resp.Status
+	msg := "token request failed: " + resp.Status
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		msg = "fincalcauth: token request refused (" + resp.Status + ` with "success": false)`
+		msg = "token request refused (" + resp.Status + ` with "success": false)`
 	}
 	if desc != "" {
 		msg += ": " + truncate(desc, maxDescription)
 	}
-	return &tokenError{msg: msg, errs: []error{re}}
+	return &fetchError{msg: msg, cause: re}
 }
 
 // describeMessage reads FinCalc's "message": either
@@ -226,66 +209,4 @@ func describeMessage(raw json.RawMessage) string {
 		return strings.TrimSpace(m.Description)
 	}
 	return ""
-}
-
-// redact returns a copy of b with every occurrence of secret, raw or as
-// JSON would escape it, and the value of every JSON member whose name
-// ends in "token", replaced by REDACTED. A 2xx answer that is reported
-// as malformed may still hold an access token.
-func redact(b []byte, secret string) []byte {
-	out := bytes.Clone(b)
-	if secret != "" {
-		for _, form := range secretForms(secret) {
-			out = bytes.ReplaceAll(out, []byte(form), []byte("REDACTED"))
-		}
-	}
-	return tokenMember.ReplaceAll(out, []byte(`${1}"REDACTED"`))
-}
-
-func redactString(s, secret string) string {
-	return string(redact([]byte(s), secret))
-}
-
-// tokenMember matches a JSON member whose name ends in "token" and whose
-// value is a string, complete or cut short; group 1 is all before the
-// value.
-var tokenMember = regexp.MustCompile(`("[A-Za-z_]*token"\s*:\s*)"(?:[^"\\]|\\.)*(?:"|\\?$)`)
-
-// secretForms lists the spellings of secret that a server could echo:
-// as is, JSON-escaped with and without HTML escaping, and with "/"
-// escaped as "\/".
-func secretForms(secret string) []string {
-	forms := []string{secret}
-	add := func(f string) {
-		for _, g := range forms {
-			if g == f {
-				return
-			}
-		}
-		forms = append(forms, f)
-	}
-	var buf bytes.Buffer
-	for _, html := range []bool{true, false} {
-		buf.Reset()
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(html)
-		if enc.Encode(secret) == nil {
-			quoted := strings.TrimSuffix(buf.String(), "\n")
-			inner := quoted[1 : len(quoted)-1]
-			add(inner)
-			add(strings.ReplaceAll(inner, "/", `\/`))
-		}
-	}
-	return forms
-}
-
-// truncate shortens s to at most n bytes on a rune boundary, marking the cut.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }

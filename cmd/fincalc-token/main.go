@@ -190,14 +190,20 @@ func configProblems(cfg *fincalcauth.Config) []string {
 	if err == nil {
 		return nil
 	}
+	errs := []error{err}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var problems []string
-		for _, e := range j.Unwrap() {
-			problems = append(problems, strings.TrimPrefix(e.Error(), "fincalcauth: "))
-		}
-		return problems
+		errs = j.Unwrap()
 	}
-	return []string{strings.TrimPrefix(err.Error(), "fincalcauth: ")}
+	var problems []string
+	for _, e := range errs {
+		var ce *fincalcauth.ConfigError
+		if errors.As(e, &ce) {
+			problems = append(problems, "invalid "+ce.Field+": "+ce.Problem)
+		} else {
+			problems = append(problems, e.Error())
+		}
+	}
+	return problems
 }
 
 // readSecret reads the secret from path, or stdin for "-", without its
@@ -241,7 +247,7 @@ func fetchAndPrint(ctx context.Context, cfg *fincalcauth.Config, o options, dir 
 
 	tok, err := obtain(ctx, cfg, c, stderr)
 	if err != nil {
-		fmt.Fprintln(stderr, "fincalc-token:", strings.TrimPrefix(err.Error(), "fincalcauth: "))
+		fmt.Fprintln(stderr, err) // "fincalcauth: ..."
 		return exitFail
 	}
 	return printToken(tok, o.json, stdout, stderr)
@@ -301,7 +307,7 @@ func runDemo(ctx context.Context, o options, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "demo: sent POST %s\n      Content-Type: %s\n      %s\n", srv.TokenURL, req.ContentType, body)
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "fincalc-token:", strings.TrimPrefix(err.Error(), "fincalcauth: "))
+		fmt.Fprintln(stderr, err)
 		return exitFail
 	}
 	fmt.Fprintf(stderr, "demo: the fake FinCalc answered {\"success\": true, \"data\": {...}}: a %s token that expires at %s (in %v)\n",
