@@ -42,7 +42,7 @@ func ExampleConfig_Client() {
 	fake := fincalcauthtest.NewServer()
 	defer fake.Close()
 
-	cfg := fake.Config(fincalcauth.ScopeClientInformation)
+	cfg := fake.ClientConfig(fincalcauth.ScopeClientInformation)
 	client := cfg.Client(context.Background())
 
 	// The client fetches one token and reuses it.
@@ -77,7 +77,7 @@ func ExampleConfig_Token() {
 	fake := fincalcauthtest.NewServer()
 	defer fake.Close()
 
-	tok, err := fake.Config().Token(context.Background())
+	tok, err := fake.ClientConfig().Token(context.Background())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func ExampleConfig_Token() {
 func ExampleConfig_Token_errors() {
 	fake := fincalcauthtest.NewServer()
 	defer fake.Close()
-	cfg := fake.Config()
+	cfg := fake.ClientConfig()
 	cfg.ClientSecret = "not the secret"
 
 	_, err := cfg.Token(context.Background())
@@ -122,7 +122,7 @@ func ExampleConfig_TokenSource_httpClient() {
 	// context is cancelled.
 	hc := &http.Client{Transport: http.DefaultTransport}
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), oauth2.HTTPClient, hc))
-	ts := fake.Config().TokenSource(ctx)
+	ts := fake.ClientConfig().TokenSource(ctx)
 	cancel()
 
 	tok, err := ts.Token()

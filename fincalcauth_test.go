@@ -13,10 +13,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gofincalc/fincalcauth"
 	"github.com/gofincalc/fincalcauth/fincalcauthtest"
+	"github.com/gofincalc/fincalcauth/internal/memhttp"
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/oauth2"
 )
@@ -42,6 +44,15 @@ func answer(status int, body string) http.HandlerFunc {
 		w.WriteHeader(status)
 		io.WriteString(w, body)
 	}
+}
+
+// memURL is a token URL for memContext: nothing listens there.
+const memURL = "https://fincalc.test/api/oauth/token"
+
+// memContext carries an HTTP client that hands every request to h in
+// memory, for tests in synctest bubbles.
+func memContext(h http.Handler) context.Context {
+	return context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: memhttp.Transport{Handler: h}})
 }
 
 // counting wraps h and counts its requests.
@@ -235,13 +246,14 @@ func TestTokenFailure(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := httptest.NewServer(answer(tt.status, tt.body))
-			defer srv.Close()
-			tok, err := testConfig(srv.URL).Token(context.Background())
-			if tok != nil || err == nil {
-				t.Fatalf("Token() = %v, %v; want no token and an error", tok, err)
-			}
-			checkFailure(t, err, tt.want)
+			// In a bubble: the transient statuses are retried with sleeps.
+			synctest.Test(t, func(t *testing.T) {
+				tok, err := testConfig(memURL).Token(memContext(answer(tt.status, tt.body)))
+				if tok != nil || err == nil {
+					t.Fatalf("Token() = %v, %v; want no token and an error", tok, err)
+				}
+				checkFailure(t, err, tt.want)
+			})
 		})
 	}
 }
@@ -343,8 +355,8 @@ func TestTokenSourceOutlivesContext(t *testing.T) {
 	srv := fincalcauthtest.NewServer()
 	defer srv.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	ts := srv.Config().TokenSource(ctx)
-	client := srv.Config().Client(ctx)
+	ts := srv.ClientConfig().TokenSource(ctx)
+	client := srv.ClientConfig().Client(ctx)
 	cancel() // as when the handler that made them returns
 
 	if _, err := ts.Token(); err != nil {
@@ -374,13 +386,13 @@ func TestContextHTTPClient(t *testing.T) {
 	rt := &roundTripCounter{}
 	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: rt})
 
-	if _, err := srv.Config().Token(ctx); err != nil {
+	if _, err := srv.ClientConfig().Token(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := srv.Config().TokenSource(ctx).Token(); err != nil {
+	if _, err := srv.ClientConfig().TokenSource(ctx).Token(); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := srv.Config().Client(ctx).Get(srv.URL + fincalcauthtest.ClientsPath)
+	resp, err := srv.ClientConfig().Client(ctx).Get(srv.URL + fincalcauthtest.ClientsPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -586,7 +598,7 @@ func TestConfigFormatRedactsSecret(t *testing.T) {
 func TestTokenSourceConcurrentOneRequest(t *testing.T) {
 	srv := fincalcauthtest.NewServer()
 	defer srv.Close()
-	ts := srv.Config().TokenSource(context.Background())
+	ts := srv.ClientConfig().TokenSource(context.Background())
 	var wg sync.WaitGroup
 	tokens := make([]string, 200)
 	for i := range tokens {
@@ -622,7 +634,7 @@ func TestTokenSourceIsReuseTokenSource(t *testing.T) {
 func TestTokenSourceTokenIsValid(t *testing.T) {
 	srv := fincalcauthtest.NewServer()
 	defer srv.Close()
-	ts := srv.Config().TokenSource(context.Background())
+	ts := srv.ClientConfig().TokenSource(context.Background())
 	a, err := ts.Token()
 	if err != nil {
 		t.Fatal(err)
@@ -636,8 +648,8 @@ func TestClientEndToEnd(t *testing.T) {
 	srv := fincalcauthtest.NewServer()
 	defer srv.Close()
 	for name, client := range map[string]*http.Client{
-		"Config.Client":    srv.Config().Client(context.Background()),
-		"oauth2.NewClient": oauth2.NewClient(context.Background(), srv.Config().TokenSource(context.Background())),
+		"Config.Client":    srv.ClientConfig().Client(context.Background()),
+		"oauth2.NewClient": oauth2.NewClient(context.Background(), srv.ClientConfig().TokenSource(context.Background())),
 	} {
 		t.Run(name, func(t *testing.T) {
 			for range 3 {
@@ -660,7 +672,7 @@ func TestClientEndToEnd(t *testing.T) {
 func TestClientFetchFailure(t *testing.T) {
 	srv := fincalcauthtest.NewServer()
 	defer srv.Close()
-	cfg := srv.Config()
+	cfg := srv.ClientConfig()
 	cfg.ClientSecret = "wrong"
 	_, err := cfg.Client(context.Background()).Get(srv.URL + fincalcauthtest.ClientsPath)
 	var ue *url.Error

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,167 +17,97 @@ import (
 
 	"github.com/gofincalc/fincalcauth"
 	"github.com/gofincalc/fincalcauth/fincalcauthtest"
-	"github.com/google/go-cmp/cmp"
 	"golang.org/x/oauth2"
 )
 
 // The tests in this file run in synctest bubbles, whose clock advances
-// only when every goroutine of the bubble is blocked, against a token
-// endpoint that answers in memory: no real time passes.
+// only when every goroutine of the bubble is blocked, against a fake
+// FinCalc that answers in memory: no real time passes.
 
-// reply is one scripted answer of a memEndpoint.
-type reply struct {
-	status int
-	body   string
-	header http.Header
-	delay  time.Duration
-	hang   bool // block until the request's context is done
-	drop   bool // fail as a reset connection does
+// bubbleFake is a fincalcauthtest memory server that also records when
+// it received each token request.
+type bubbleFake struct {
+	*fincalcauthtest.Server
+	mu    sync.Mutex
+	times []time.Time
 }
 
-// memEndpoint is an in-memory FinCalc (token endpoint and API) for
-// synctest bubbles. Its next function picks the answer to the n-th token
-// request (from 1); nil means success.
-type memEndpoint struct {
-	mu       sync.Mutex
-	next     func(n int) reply
-	lifetime int // expires_in of issued tokens; 86400 if zero
-	times    []time.Time
-	issued   []string
-	api      []string // Authorization headers of API requests
-	revoked  map[string]bool
+func newBubbleFake() *bubbleFake {
+	return &bubbleFake{Server: fincalcauthtest.NewMemoryServer()}
 }
 
-func (m *memEndpoint) ctx() context.Context {
-	return context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: m})
-}
-
-func (m *memEndpoint) config() *fincalcauth.Config {
-	return testConfig("http://127.0.0.1/api/oauth/token")
-}
-
-func (m *memEndpoint) requests() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.times)
-}
-
-func (m *memEndpoint) setNext(f func(n int) reply) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.next = f
-}
-
-func (m *memEndpoint) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Body != nil {
-		io.Copy(io.Discard, r.Body)
-		r.Body.Close()
-	}
-	if r.URL.Path != "/api/oauth/token" {
-		return m.serveAPI(r)
-	}
-	m.mu.Lock()
-	m.times = append(m.times, time.Now())
-	n := len(m.times)
-	rep := reply{status: 200}
-	if m.next != nil {
-		rep = m.next(n)
-	}
-	if rep.status == 200 && rep.body == "" {
-		lifetime := m.lifetime
-		if lifetime == 0 {
-			lifetime = 86400
+// ctx carries the HTTP client that reaches the fake.
+func (f *bubbleFake) ctx() context.Context {
+	base := f.Client().Transport
+	rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if r.URL.Path == fincalcauthtest.TokenPath {
+			f.mu.Lock()
+			f.times = append(f.times, time.Now())
+			f.mu.Unlock()
 		}
-		tok := fmt.Sprintf("tok-%d", n)
-		m.issued = append(m.issued, tok)
-		rep.body = okBody(tok, lifetime)
-	}
-	m.mu.Unlock()
-
-	if rep.hang {
-		<-r.Context().Done()
-		return nil, r.Context().Err()
-	}
-	if rep.delay > 0 {
-		select {
-		case <-time.After(rep.delay):
-		case <-r.Context().Done():
-			return nil, r.Context().Err()
-		}
-	}
-	if rep.drop {
-		return nil, errors.New("read: connection reset by peer")
-	}
-	if rep.header == nil {
-		rep.header = http.Header{}
-	}
-	return &http.Response{
-		Status:     fmt.Sprintf("%d %s", rep.status, http.StatusText(rep.status)),
-		StatusCode: rep.status,
-		Header:     rep.header,
-		Body:       io.NopCloser(strings.NewReader(rep.body)),
-		Request:    r,
-	}, nil
+		return base.RoundTrip(r)
+	})
+	return context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: rt})
 }
 
-func (m *memEndpoint) serveAPI(r *http.Request) (*http.Response, error) {
-	m.mu.Lock()
-	auth := r.Header.Get("Authorization")
-	m.api = append(m.api, auth)
-	status := 200
-	if m.revoked[strings.TrimPrefix(auth, "Bearer ")] {
-		status = 401
-	}
-	m.mu.Unlock()
-	return &http.Response{StatusCode: status, Status: http.StatusText(status), Header: http.Header{},
-		Body: io.NopCloser(strings.NewReader(`{"success":true,"data":[]}`)), Request: r}, nil
+func (f *bubbleFake) config() *fincalcauth.Config { return f.ClientConfig() }
+
+func (f *bubbleFake) requests() int { return f.TokenRequests() }
+
+// tokenTimes returns when each token request was received.
+func (f *bubbleFake) tokenTimes() []time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.times)
 }
 
-func always(rep reply) func(int) reply { return func(int) reply { return rep } }
+type roundTripFunc func(*http.Request) (*http.Response, error)
 
-// seq answers with reps in order, then with success.
-func seq(reps ...reply) func(int) reply {
-	return func(n int) reply {
-		if n <= len(reps) {
-			return reps[n-1]
-		}
-		return reply{status: 200}
-	}
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// hang is a Fault whose answer never comes: the request ends when its
+// context does.
+var hang = fincalcauthtest.Fault{Delay: 1000 * time.Hour}
+
+func fail(status int) fincalcauthtest.Fault {
+	return fincalcauthtest.Fault{Status: status, Description: fmt.Sprintf("failure %d", status)}
 }
 
-func fail(status int) reply {
-	return reply{status: status, body: `{"success":false,"message":{"description":"failure ` + fmt.Sprint(status) + `"}}`}
+func withHeader(f fincalcauthtest.Fault, k, v string) fincalcauthtest.Fault {
+	f.Header = http.Header{k: {v}}
+	return f
 }
 
 func TestRetries(t *testing.T) {
 	tests := []struct {
 		name     string
-		replies  []reply
+		faults   []fincalcauthtest.Fault
 		wantErr  string // "" for success
 		requests int
 		minTime  time.Duration
 		maxTime  time.Duration
 	}{
-		{"500 then success", []reply{fail(500)}, "", 2, 0, 250 * time.Millisecond},
-		{"each transient status", []reply{fail(502), fail(503), fail(504)}, "", 4, 0, fincalcauth.SleepBudget},
-		{"408 and 429", []reply{fail(408), fail(429)}, "", 3, 0, time.Second},
-		{"dropped connection", []reply{{drop: true}}, "", 2, 0, 250 * time.Millisecond},
-		{"a slow answer is not a failure", []reply{{status: 200, delay: 5 * time.Second}}, "", 1, 5 * time.Second, 5 * time.Second},
-		{"gives up after the last attempt", []reply{fail(500), fail(500), fail(500), fail(500), fail(500)}, "failure 500", fincalcauth.MaxAttempts, 0, fincalcauth.SleepBudget},
-		{"Retry-After in seconds", []reply{withHeader(fail(429), "Retry-After", "1")}, "", 2, time.Second, time.Second},
-		{"Retry-After as an HTTP date", []reply{withHeader(fail(503), "Retry-After", "Sat, 01 Jan 2000 00:00:02 GMT")}, "", 2, 2 * time.Second, 2 * time.Second},
-		{"Retry-After beyond the budget fails at once", []reply{withHeader(fail(503), "Retry-After", "30")}, "failure 503", 1, 0, 0},
-		{"400 is not retried", []reply{fail(400)}, "failure 400", 1, 0, 0},
-		{"401 is not retried", []reply{fail(401)}, "failure 401", 1, 0, 0},
-		{"403 is not retried", []reply{fail(403)}, "failure 403", 1, 0, 0},
-		{"422 is not retried", []reply{fail(422)}, "failure 422", 1, 0, 0},
-		{"success false on 200 is not retried", []reply{{status: 200, body: `{"success":false,"message":"nope"}`}}, "nope", 1, 0, 0},
-		{"a malformed 200 is not retried", []reply{{status: 200, body: `{"success":true}`}}, "malformed", 1, 0, 0},
+		{"500 then success", []fincalcauthtest.Fault{fail(500)}, "", 2, 0, 250 * time.Millisecond},
+		{"each transient status", []fincalcauthtest.Fault{fail(502), fail(503), fail(504)}, "", 4, 0, fincalcauth.SleepBudget},
+		{"408 and 429", []fincalcauthtest.Fault{fail(408), fail(429)}, "", 3, 0, time.Second},
+		{"dropped connection", []fincalcauthtest.Fault{{Drop: true}}, "", 2, 0, 250 * time.Millisecond},
+		{"a slow answer is not a failure", []fincalcauthtest.Fault{{Delay: 5 * time.Second}}, "", 1, 5 * time.Second, 5 * time.Second},
+		{"gives up after the last attempt", []fincalcauthtest.Fault{fail(500), fail(500), fail(500), fail(500), fail(500)}, "failure 500", fincalcauth.MaxAttempts, 0, fincalcauth.SleepBudget},
+		{"Retry-After in seconds", []fincalcauthtest.Fault{withHeader(fail(429), "Retry-After", "1")}, "", 2, time.Second, time.Second},
+		{"Retry-After as an HTTP date", []fincalcauthtest.Fault{withHeader(fail(503), "Retry-After", "Sat, 01 Jan 2000 00:00:02 GMT")}, "", 2, 2 * time.Second, 2 * time.Second},
+		{"Retry-After beyond the budget fails at once", []fincalcauthtest.Fault{withHeader(fail(503), "Retry-After", "30")}, "failure 503", 1, 0, 0},
+		{"400 is not retried", []fincalcauthtest.Fault{fail(400)}, "failure 400", 1, 0, 0},
+		{"401 is not retried", []fincalcauthtest.Fault{fail(401)}, "failure 401", 1, 0, 0},
+		{"403 is not retried", []fincalcauthtest.Fault{fail(403)}, "failure 403", 1, 0, 0},
+		{"422 is not retried", []fincalcauthtest.Fault{fail(422)}, "failure 422", 1, 0, 0},
+		{"success false on 200 is not retried", []fincalcauthtest.Fault{{Status: 200, Body: `{"success":false,"message":"nope"}`}}, "nope", 1, 0, 0},
+		{"a malformed 200 is not retried", []fincalcauthtest.Fault{{Status: 200, Body: `{"success":true}`}}, "malformed", 1, 0, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				m := &memEndpoint{next: seq(tt.replies...)}
+				m := newBubbleFake()
+				m.FailNext(tt.faults...)
 				start := time.Now()
 				tok, err := m.config().Token(m.ctx())
 				elapsed := time.Since(start)
@@ -195,11 +126,6 @@ func TestRetries(t *testing.T) {
 			})
 		})
 	}
-}
-
-func withHeader(r reply, k, v string) reply {
-	r.header = http.Header{k: {v}}
-	return r
 }
 
 func TestRetryAfterParsing(t *testing.T) {
@@ -222,7 +148,8 @@ func TestRetryAfterParsing(t *testing.T) {
 
 func TestRetryStopsWhenContextDone(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		m := &memEndpoint{next: always(fail(503))}
+		m := newBubbleFake()
+		m.FailAlways(fail(503))
 		ctx, cancel := context.WithTimeout(m.ctx(), 300*time.Millisecond)
 		defer cancel()
 		start := time.Now()
@@ -248,13 +175,15 @@ func TestRetryStopsWhenContextDone(t *testing.T) {
 func TestFetchTimeBound(t *testing.T) {
 	// A hung endpoint behind an HTTP client with no timeout cannot block
 	// a TokenSource's callers for ever.
-	for name, replies := range map[string][]reply{
-		"hangs":             {{hang: true}},
-		"fails, then hangs": {fail(503), {hang: true}},
+	for name, first := range map[string][]fincalcauthtest.Fault{
+		"hangs":             nil,
+		"fails, then hangs": {fail(503)},
 	} {
 		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				m := &memEndpoint{next: func(n int) reply { return replies[min(n, len(replies))-1] }}
+				m := newBubbleFake()
+				m.FailNext(first...)
+				m.FailAlways(hang)
 				ts := m.config().TokenSource(m.ctx())
 				start := time.Now()
 				_, err := ts.Token()
@@ -270,54 +199,62 @@ func TestFetchTimeBound(t *testing.T) {
 				if strings.Count(msg, "fincalcauth: ") != 1 || !strings.HasPrefix(msg, "fincalcauth: ") || strings.Count(msg, "30s") != 1 {
 					t.Errorf("error %q: want one prefix and the 30s bound once", msg)
 				}
-				if got := strings.Contains(msg, "last failure: token request failed: 503"); got != (len(replies) > 1) {
-					t.Errorf("error %q: names a last failure = %v, want %v", msg, got, len(replies) > 1)
+				if got := strings.Contains(msg, "last failure: token request failed: 503"); got != (len(first) > 0) {
+					t.Errorf("error %q: names a last failure = %v, want %v", msg, got, len(first) > 0)
 				}
 			})
 		})
 	}
 }
 
-// TestFailFastDuringOutage runs in real time, for 3 seconds: callers
-// queued on the mutex of oauth2's reuse source are not durably blocked,
-// so a synctest bubble's clock would not advance.
 func TestFailFastDuringOutage(t *testing.T) {
-	srv := fincalcauthtest.NewServer()
-	defer srv.Close()
-	srv.FailAlways(fincalcauthtest.Fault{Status: 500})
-	ts := srv.Config().TokenSource(context.Background())
-	var mu sync.Mutex
-	var longest time.Duration
-	calls := 0
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range 50 {
-		wg.Go(func() {
-			for time.Since(start) < 3*time.Second {
-				t0 := time.Now()
-				tok, err := ts.Token()
-				d := time.Since(t0)
-				if err == nil || tok != nil {
-					t.Errorf("Token() = %v, %v during an outage", tok, err)
+	// Config.Client's callers wait on the fetch itself, so that 50 of them
+	// can run in a bubble. A TokenSource's callers queue on the mutex of
+	// oauth2's reuse source, where a bubble's clock would not advance:
+	// one caller stands for them here, and TestTokenSourceConcurrentOneRequest
+	// has many in real time.
+	for _, g := range getters {
+		t.Run(g.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				m := newBubbleFake()
+				m.FailAlways(fail(500))
+				get := g.make(m, m.config())
+				callers := 1
+				if g.name == "Config.Client" {
+					callers = 50
 				}
-				mu.Lock()
-				longest = max(longest, d)
-				calls++
-				mu.Unlock()
-				time.Sleep(time.Millisecond)
-			}
+				var mu sync.Mutex
+				var longest time.Duration
+				calls := 0
+				var wg sync.WaitGroup
+				start := time.Now()
+				for range callers {
+					wg.Go(func() {
+						for time.Since(start) < 3*time.Second {
+							t0 := time.Now()
+							if _, err := get(); err == nil {
+								t.Errorf("a call succeeded during an outage")
+							}
+							d := time.Since(t0)
+							mu.Lock()
+							longest = max(longest, d)
+							calls++
+							mu.Unlock()
+							time.Sleep(10 * time.Millisecond)
+						}
+					})
+				}
+				wg.Wait()
+				n := m.requests()
+				if n > 12 {
+					t.Errorf("%d calls made %d token requests; want at most about a dozen", calls, n)
+				}
+				// No call waits longer than one fetch: its sleeps.
+				if longest > fincalcauth.SleepBudget {
+					t.Errorf("a call waited %v, longer than one fetch", longest)
+				}
+			})
 		})
-	}
-	wg.Wait()
-	n := srv.TokenRequests()
-	t.Logf("%d calls, %d token requests, longest call %v", calls, n, longest)
-	if n > 12 {
-		t.Errorf("%d calls made %d token requests; want at most about a dozen", calls, n)
-	}
-	// One fetch is its attempts and the sleeps between them; allow a
-	// second for the attempts on a loaded machine.
-	if longest > fincalcauth.SleepBudget+time.Second {
-		t.Errorf("a call waited %v, longer than one fetch", longest)
 	}
 }
 
@@ -325,7 +262,8 @@ func TestCooldownSchedule(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		// 400 is not retried, so each fetch is one request, and the
 		// gaps between requests are the cool-downs.
-		m := &memEndpoint{next: always(fail(400))}
+		m := newBubbleFake()
+		m.FailAlways(fail(400))
 		ts := m.config().TokenSource(m.ctx())
 		var first error
 		for range 6000 { // 10 minutes, a call each 100ms
@@ -337,7 +275,7 @@ func TestCooldownSchedule(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		gaps := gapsOf(m.times)
+		gaps := gapsOf(m.tokenTimes())
 		if len(gaps) < 8 {
 			t.Fatalf("only %d fetches in 10 minutes: %v", len(gaps)+1, gaps)
 		}
@@ -357,7 +295,7 @@ func TestCooldownSchedule(t *testing.T) {
 		}
 
 		// A success resets the schedule.
-		m.setNext(seq())
+		m.Recover()
 		time.Sleep(fincalcauth.MaxCooldown)
 		if _, err := ts.Token(); err != nil {
 			t.Fatalf("after recovery: %v", err)
@@ -377,11 +315,11 @@ func gapsOf(times []time.Time) []time.Duration {
 // TokenSource, or through an HTTP client of either kind.
 type tokenGetter struct {
 	name string
-	make func(m *memEndpoint, cfg *fincalcauth.Config) func() (string, error)
+	make func(m *bubbleFake, cfg *fincalcauth.Config) func() (string, error)
 }
 
 var getters = []tokenGetter{
-	{"TokenSource", func(m *memEndpoint, cfg *fincalcauth.Config) func() (string, error) {
+	{"TokenSource", func(m *bubbleFake, cfg *fincalcauth.Config) func() (string, error) {
 		ts := cfg.TokenSource(m.ctx())
 		return func() (string, error) {
 			tok, err := ts.Token()
@@ -391,19 +329,19 @@ var getters = []tokenGetter{
 			return tok.AccessToken, nil
 		}
 	}},
-	{"oauth2.NewClient", func(m *memEndpoint, cfg *fincalcauth.Config) func() (string, error) {
+	{"oauth2.NewClient", func(m *bubbleFake, cfg *fincalcauth.Config) func() (string, error) {
 		return viaClient(m, oauth2.NewClient(m.ctx(), cfg.TokenSource(m.ctx())))
 	}},
-	{"Config.Client", func(m *memEndpoint, cfg *fincalcauth.Config) func() (string, error) {
+	{"Config.Client", func(m *bubbleFake, cfg *fincalcauth.Config) func() (string, error) {
 		return viaClient(m, cfg.Client(m.ctx()))
 	}},
 }
 
 // viaClient returns a function that makes an API request with client and
 // returns the token it carried.
-func viaClient(m *memEndpoint, client *http.Client) func() (string, error) {
+func viaClient(m *bubbleFake, client *http.Client) func() (string, error) {
 	return func() (string, error) {
-		resp, err := client.Get("http://127.0.0.1/api/v2/clients")
+		resp, err := client.Get(m.URL + fincalcauthtest.ClientsPath)
 		if err != nil {
 			return "", err
 		}
@@ -418,14 +356,16 @@ func TestBackgroundRefresh(t *testing.T) {
 		t.Run(g.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				// A slow endpoint: a caller that waited on it would be seen.
-				m := &memEndpoint{next: always(reply{status: 200, delay: 50 * time.Millisecond})}
+				m := newBubbleFake()
+				m.FailAlways(fincalcauthtest.Fault{Delay: 50 * time.Millisecond})
 				get := g.make(m, m.config())
-				if tok, err := get(); err != nil || tok != "tok-1" {
-					t.Fatalf("first token: %q, %v", tok, err)
+				first, err := get()
+				if err != nil {
+					t.Fatalf("first token: %v", err)
 				}
 				time.Sleep(11 * time.Hour)
-				if tok, _ := get(); tok != "tok-1" || m.requests() != 1 {
-					t.Fatalf("at 11h: token %q after %d requests; want tok-1 and no refresh yet", tok, m.requests())
+				if tok, _ := get(); tok != first || m.requests() != 1 {
+					t.Fatalf("at 11h: another token after %d requests; want the first and no refresh yet", m.requests())
 				}
 				// In the window: about 12h before expiry, less up to 5%
 				// of jitter.
@@ -436,8 +376,8 @@ func TestBackgroundRefresh(t *testing.T) {
 					wg.Go(func() {
 						start := time.Now()
 						tok, err := get()
-						if err != nil || tok != "tok-1" || time.Since(start) != 0 {
-							t.Errorf("in the refresh window: %q, %v after %v; want tok-1 at once", tok, err, time.Since(start))
+						if err != nil || tok != first || time.Since(start) != 0 {
+							t.Errorf("in the refresh window: %v after %v, same token %v; want the first token at once", err, time.Since(start), tok == first)
 						}
 					})
 				}
@@ -447,8 +387,8 @@ func TestBackgroundRefresh(t *testing.T) {
 				if n := m.requests(); n != 2 {
 					t.Errorf("100 callers in the window caused %d token requests, want 2 in all", n)
 				}
-				if tok, _ := get(); tok != "tok-2" {
-					t.Errorf("after the background refresh: %q, want tok-2", tok)
+				if tok, _ := get(); tok == first || !m.ValidToken(tok) {
+					t.Errorf("after the background refresh: not a new valid token")
 				}
 				// Nothing runs when nobody asks.
 				time.Sleep(48 * time.Hour)
@@ -464,30 +404,32 @@ func TestBackgroundRefreshFailure(t *testing.T) {
 	for _, g := range getters {
 		t.Run(g.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				m := &memEndpoint{}
+				m := newBubbleFake()
 				var logs lockedBuffer
 				cfg := m.config()
 				cfg.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 				get := g.make(m, cfg)
-				if _, err := get(); err != nil {
+				first, err := get()
+				if err != nil {
 					t.Fatal(err)
 				}
-				m.setNext(always(fail(503)))
+				m.FailAlways(fail(503))
 				time.Sleep(12*time.Hour + 37*time.Minute)
 
 				// Until the token is no longer valid, callers get it with
 				// no error, and the endpoint sees rationed attempts.
+				const step = 2 * time.Second
 				validUntil := time.Now().Add(11*time.Hour + 23*time.Minute - 11*time.Second)
 				for time.Now().Before(validUntil) {
-					if tok, err := get(); err != nil || tok != "tok-1" {
-						t.Fatalf("at %v: %q, %v; want tok-1 and no error", time.Now(), tok, err)
+					if tok, err := get(); err != nil || tok != first {
+						t.Fatalf("at %v: %v, same token %v; want the first token and no error", time.Now(), err, tok == first)
 					}
-					time.Sleep(time.Second)
+					time.Sleep(step)
 				}
 				fetches := (m.requests() - 1) / fincalcauth.MaxAttempts
 				// Over 11 hours, a fetch every 48 to 60 seconds once the
-				// cool-down has reached its cap.
-				if lo, hi := 11*60, 11*60*60/48+30; fetches < lo || fetches > hi {
+				// cool-down has reached its cap, and the next call after it.
+				if lo, hi := int(11*time.Hour/(time.Minute+step)), 11*60*60/48+30; fetches < lo || fetches > hi {
 					t.Errorf("%d background fetches in 11 hours, want %d to %d", fetches, lo, hi)
 				}
 				time.Sleep(2 * time.Second)
@@ -499,19 +441,19 @@ func TestBackgroundRefreshFailure(t *testing.T) {
 				if warn < fetches {
 					t.Errorf("%d Warn records for %d failed background fetches", warn, fetches)
 				}
-				first, _, _ := strings.Cut(logs.String(), "\n")
+				record, _, _ := strings.Cut(logs.String(), "\n")
 				for _, want := range []string{`"status":503`, `"next_attempt"`, "background token refresh failed"} {
-					if !strings.Contains(first, want) {
-						t.Errorf("log record %s lacks %s", first, want)
+					if !strings.Contains(record, want) {
+						t.Errorf("log record %s lacks %s", record, want)
 					}
 				}
-				checkNoSecrets(t, logs.String(), m)
+				checkNoSecrets(t, logs.String())
 
 				// Recovery.
-				m.setNext(seq())
+				m.Recover()
 				time.Sleep(fincalcauth.MaxCooldown + time.Second)
-				if tok, err := get(); err != nil || tok == "tok-1" {
-					t.Errorf("after recovery: %q, %v", tok, err)
+				if tok, err := get(); err != nil || tok == first {
+					t.Errorf("after recovery: %v, same token %v", err, tok == first)
 				}
 			})
 		})
@@ -536,23 +478,19 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-func checkNoSecrets(t *testing.T, logs string, m *memEndpoint) {
+// checkNoSecrets fails t if logs show the fake's client secret or any
+// of its tokens, which all start with "fake-".
+func checkNoSecrets(t *testing.T, logs string) {
 	t.Helper()
-	if strings.Contains(logs, testSecret) {
-		t.Errorf("logs contain the client secret")
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, tok := range m.issued {
-		if strings.Contains(logs, `"`+tok+`"`) || strings.Contains(logs, " "+tok) {
-			t.Errorf("logs contain token %s", tok)
-		}
+	if strings.Contains(logs, "fake-") {
+		t.Errorf("logs contain the client secret or a token: %s", logs)
 	}
 }
 
 func TestDebugLogAfterRetries(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		m := &memEndpoint{next: seq(fail(502))}
+		m := newBubbleFake()
+		m.FailNext(fail(502))
 		var logs lockedBuffer
 		cfg := m.config()
 		cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -562,13 +500,13 @@ func TestDebugLogAfterRetries(t *testing.T) {
 		if !strings.Contains(logs.String(), "level=DEBUG") || !strings.Contains(logs.String(), "attempts=2") {
 			t.Errorf("no Debug record of the retried fetch: %s", logs.String())
 		}
-		checkNoSecrets(t, logs.String(), m)
+		checkNoSecrets(t, logs.String())
 	})
 }
 
 func TestRefreshAheadExplicit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		m := &memEndpoint{}
+		m := newBubbleFake()
 		cfg := m.config()
 		cfg.RefreshAhead = time.Hour
 		ts := cfg.TokenSource(m.ctx())
@@ -613,7 +551,8 @@ func TestDefaultRefreshWindow(t *testing.T) {
 func TestShortLivedTokens(t *testing.T) {
 	// Tokens far shorter than FinCalc's still get refreshed ahead.
 	synctest.Test(t, func(t *testing.T) {
-		m := &memEndpoint{lifetime: 60}
+		m := newBubbleFake()
+		m.SetTokenLifetime(time.Minute)
 		ts := m.config().TokenSource(m.ctx())
 		var got []string
 		for range 10 {
@@ -621,21 +560,17 @@ func TestShortLivedTokens(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var n int
-			fmt.Sscanf(tok.AccessToken, "tok-%d", &n)
-			m.mu.Lock()
-			issued := m.times[n-1]
-			m.mu.Unlock()
-			if time.Since(issued) >= 50*time.Second {
-				t.Errorf("%s handed out %v after its issue, within 10s of its expiry", tok.AccessToken, time.Since(issued))
-			}
 			if len(got) == 0 || got[len(got)-1] != tok.AccessToken {
 				got = append(got, tok.AccessToken)
 			}
+			// Every request succeeds, so the n-th token is the n-th answer.
+			if issued := m.tokenTimes()[len(got)-1]; time.Since(issued) >= 50*time.Second {
+				t.Errorf("token %d handed out %v after its issue, within 10s of its expiry", len(got), time.Since(issued))
+			}
 			time.Sleep(20 * time.Second)
 		}
-		if diff := cmp.Diff([]string{"tok-1", "tok-2", "tok-3", "tok-4", "tok-5"}, got); diff != "" {
-			t.Errorf("tokens over 200s of 60s tokens (-want +got):\n%s", diff)
+		if len(got) != 5 || len(m.tokenTimes()) != 5 {
+			t.Errorf("%d distinct tokens from %d requests over 200s of 60s tokens, want 5", len(got), len(m.tokenTimes()))
 		}
 	})
 }
@@ -644,11 +579,12 @@ func TestClientRequestContextBoundsTokenWait(t *testing.T) {
 	// A request waiting for a token stops when its own context is done,
 	// not only at the fetch's 30-second bound.
 	synctest.Test(t, func(t *testing.T) {
-		m := &memEndpoint{next: always(reply{hang: true})}
+		m := newBubbleFake()
+		m.FailAlways(hang)
 		client := m.config().Client(m.ctx())
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, "GET", "http://127.0.0.1/api/v2/clients", nil)
+		req, _ := http.NewRequestWithContext(ctx, "GET", m.URL+fincalcauthtest.ClientsPath, nil)
 		start := time.Now()
 		_, err := client.Do(req)
 		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) != time.Second {
@@ -668,7 +604,8 @@ func (h slowHandler) Handle(ctx context.Context, r slog.Record) error {
 
 func TestSlowLoggerDoesNotDelayCallers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		m := &memEndpoint{next: always(fail(400))}
+		m := newBubbleFake()
+		m.FailAlways(fail(400))
 		cfg := m.config()
 		cfg.Logger = slog.New(slowHandler{slog.NewTextHandler(io.Discard, nil)})
 		start := time.Now()
@@ -686,7 +623,8 @@ func TestTokenSourceExpiryIsRefreshMoment(t *testing.T) {
 	for _, lifetime := range []time.Duration{time.Minute, time.Hour, 24 * time.Hour} {
 		t.Run(lifetime.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				m := &memEndpoint{lifetime: int(lifetime / time.Second)}
+				m := newBubbleFake()
+				m.SetTokenLifetime(lifetime)
 				ts := m.config().TokenSource(m.ctx())
 				tok, err := ts.Token()
 				if err != nil {

@@ -95,7 +95,7 @@ func TestRevokedTokenRecovery(t *testing.T) {
 			rec := &apiRecorder{}
 			api := httptest.NewServer(fake.RequireToken(rec))
 			defer api.Close()
-			client := fake.Config().Client(context.Background())
+			client := fake.ClientConfig().Client(context.Background())
 
 			// A first request caches a token; then FinCalc revokes it.
 			resp, err := client.Get(api.URL)
@@ -134,7 +134,7 @@ func TestRevokedTokenDroppedOnce(t *testing.T) {
 	// Many requests that meet the same revoked token fetch one new token.
 	fake := fincalcauthtest.NewServer()
 	defer fake.Close()
-	client := fake.Config().Client(context.Background())
+	client := fake.ClientConfig().Client(context.Background())
 	get := func() int {
 		resp, err := client.Get(fake.URL + fincalcauthtest.ClientsPath)
 		if err != nil {
@@ -163,7 +163,7 @@ func TestRevokedTokenDroppedOnce(t *testing.T) {
 func TestClientFastPathTakesNoLock(t *testing.T) {
 	fake := fincalcauthtest.NewServer()
 	defer fake.Close()
-	client := fake.Config().Client(context.Background())
+	client := fake.ClientConfig().Client(context.Background())
 	resp, err := client.Get(fake.URL + fincalcauthtest.ClientsPath)
 	if err != nil {
 		t.Fatal(err)

@@ -1,15 +1,20 @@
-// Package fincalcauthtest provides a fake FinCalc for tests: a loopback
-// HTTP server that issues tokens as FinCalc's client-credentials endpoint
-// does, and an API that accepts only the tokens it issued.
+// Package fincalcauthtest provides a fake FinCalc for tests: a server
+// that issues tokens as FinCalc's client-credentials endpoint does, and
+// an API that accepts only the tokens it issued.
 //
-// It is shaped like [net/http/httptest]: [NewServer] starts a server,
-// [Server.Close] stops it, and [Server.URL] is where it listens.
-// [Server.Config] returns a ready *fincalcauth.Config pointing at it:
+// It is shaped like [net/http/httptest]: [NewServer] starts a server on
+// a loopback address, [Server.Close] stops it, [Server.URL] is where it
+// listens, and [Server.ClientConfig] returns a ready *fincalcauth.Config
+// pointing at it:
 //
 //	srv := fincalcauthtest.NewServer()
 //	defer srv.Close()
-//	client := srv.Config().Client(ctx)
+//	client := srv.ClientConfig().Client(ctx)
 //	resp, err := client.Get(srv.URL + fincalcauthtest.ClientsPath)
+//
+// [NewMemoryServer] makes one that listens nowhere: [Server.Client]
+// reaches it in memory, which lets tests run inside [testing/synctest]
+// bubbles, where time is fake and a 24-hour token expires at once.
 //
 // The token endpoint at [TokenPath] validates a request as the real one
 // is documented to: a POST of a JSON object with exactly the fields
@@ -18,19 +23,15 @@
 // breaks a rule gets FinCalc's documented 400 answer,
 // {"success": false, "message": {"description": "..."}}. Credentials
 // other than the server's get 401 with the same envelope (FinCalc
-// documents only its 400 answer; the 401 is this fake's choice). A good request
-// gets a distinct token that lives [DefaultTokenLifetime] unless
-// [Server.SetTokenLifetime] says otherwise.
-//
-// Failures of the token endpoint can be scripted with [Server.FailNext]
-// and [Server.FailAlways]: a status with an envelope or any body, extra
-// headers such as Retry-After, a delay, or a dropped connection.
+// documents only its 400 answer; the 401 is this fake's choice). A good
+// request gets a distinct token that lives [DefaultTokenLifetime] unless
+// [Server.SetTokenLifetime] says otherwise. Failures can be scripted with
+// [Server.FailNext] and [Server.FailAlways].
 //
 // The API side: [ClientsPath] answers a FinCalc envelope to any request
 // that carries a bearer token the server issued, unexpired and not
 // revoked, and 401 to any other. [Server.RequireToken] applies the same
-// check to a handler of your own, so that a FinCalc API client can be
-// tested end to end.
+// check to a handler of your own.
 //
 // A Server is safe for concurrent use.
 package fincalcauthtest
@@ -51,12 +52,16 @@ import (
 	"time"
 
 	"github.com/gofincalc/fincalcauth"
+	"github.com/gofincalc/fincalcauth/internal/memhttp"
 )
 
 // The credentials a new Server accepts, and its paths.
 const (
-	ClientID     = "12345"
+	// ClientID is the client ID that the server accepts.
+	ClientID = "12345"
+	// ClientSecret is the client secret that the server accepts.
 	ClientSecret = "fake-secret-bVc8ztJq3N92uUM4mRSoDkE6"
+	// EmailAddress is the login email address that the server accepts.
 	EmailAddress = "hello@example.com"
 
 	// TokenPath is the path of the token endpoint, as at FinCalc.
@@ -78,21 +83,25 @@ var knownScopes = map[string]bool{
 	fincalcauth.ScopeClientInformation: true,
 }
 
-// Fault is a scripted answer of the token endpoint.
-//
-// With Drop set, the connection is closed with no answer. Otherwise,
-// after Delay (cut short if the client goes away), a Fault with a zero
-// Status lets the request be answered normally; one with a Status
-// answers that status with Header and Body, or when Body is empty with
-// the failure envelope {"success": false, "message": {"description":
-// Description}}.
+// Fault is a scripted answer of the token endpoint: see
+// [Server.FailNext] and [Server.FailAlways].
 type Fault struct {
-	Status      int
+	// Status is the HTTP status to answer. Zero answers the request as
+	// usual, after Delay.
+	Status int
+	// Description goes in the failure envelope, {"success": false,
+	// "message": {"description": Description}}, that is the body when
+	// Body is empty. Empty means the status's text.
 	Description string
-	Body        string
-	Header      http.Header
-	Delay       time.Duration
-	Drop        bool
+	// Body, if not empty, is the whole body, in place of the envelope.
+	Body string
+	// Header holds headers to add to the answer, such as Retry-After.
+	Header http.Header
+	// Delay is how long the server waits before it answers; the wait
+	// ends early if the client goes away.
+	Delay time.Duration
+	// Drop closes the connection with no answer, at once.
+	Drop bool
 }
 
 // TokenRequest is a token request as the server received it.
@@ -104,14 +113,16 @@ type TokenRequest struct {
 	Fields map[string]any
 }
 
-// Server is a fake FinCalc listening on a loopback address.
+// Server is a fake FinCalc.
 type Server struct {
-	// URL is the base URL, http://127.0.0.1:port, with no trailing slash.
+	// URL is the base URL, with no trailing slash: http://127.0.0.1:port
+	// for [NewServer], MemoryURL for [NewMemoryServer].
 	URL string
 	// TokenURL is URL + TokenPath.
 	TokenURL string
 
-	srv *httptest.Server
+	srv     *httptest.Server // nil for a memory server
+	handler http.Handler
 
 	mu       sync.Mutex
 	lifetime time.Duration
@@ -126,9 +137,32 @@ type issued struct {
 	revoked bool
 }
 
+// MemoryURL is the URL of a server from [NewMemoryServer]. Nothing
+// listens there: the .test domain never resolves.
+const MemoryURL = "https://fincalc.test"
+
 // NewServer starts a fake FinCalc on a loopback address. The caller
 // should call Close when done with it.
 func NewServer() *Server {
+	s := newServer()
+	s.srv = httptest.NewServer(s.handler)
+	s.URL = s.srv.URL
+	s.TokenURL = s.URL + TokenPath
+	return s
+}
+
+// NewMemoryServer returns a fake FinCalc that listens nowhere, at
+// [MemoryURL]: only the client from [Server.Client] reaches it. It starts
+// no goroutine, so that it can be made and used inside a
+// [testing/synctest] bubble. Close is optional.
+func NewMemoryServer() *Server {
+	s := newServer()
+	s.URL = MemoryURL
+	s.TokenURL = s.URL + TokenPath
+	return s
+}
+
+func newServer() *Server {
 	s := &Server{
 		lifetime: DefaultTokenLifetime,
 		tokens:   make(map[string]issued),
@@ -136,23 +170,36 @@ func NewServer() *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc(TokenPath, s.serveToken)
 	mux.Handle(ClientsPath, s.RequireToken(http.HandlerFunc(serveClients)))
-	s.srv = httptest.NewServer(mux)
-	s.URL = s.srv.URL
-	s.TokenURL = s.URL + TokenPath
+	s.handler = mux
 	return s
 }
 
-// Close shuts the server down and blocks until all its requests have
-// finished.
+// Close shuts a server from [NewServer] down and blocks until all its
+// requests have finished. It does nothing for a memory server.
 func (s *Server) Close() {
+	if s.srv == nil {
+		return
+	}
 	s.srv.CloseClientConnections()
 	s.srv.Close()
 }
 
-// Config returns a new Config with the server's credentials and token
-// URL, asking for scopes, or for [fincalcauth.ScopeFactFind] if none is
-// given.
-func (s *Server) Config(scopes ...string) *fincalcauth.Config {
+// Client returns an HTTP client that reaches the server in memory, with
+// no socket: it hands every request, whatever its URL's host, to the
+// server's handler in the caller's goroutine. A dropped connection
+// ([Fault.Drop]) is an error of the client's. Give it to fincalcauth
+// under [golang.org/x/oauth2.HTTPClient] in the context:
+//
+//	ctx = context.WithValue(ctx, oauth2.HTTPClient, srv.Client())
+//	client := srv.ClientConfig().Client(ctx)
+func (s *Server) Client() *http.Client {
+	return &http.Client{Transport: memhttp.Transport{Handler: s.handler}}
+}
+
+// ClientConfig returns a new Config with the server's credentials and
+// token URL, asking for scopes, or for [fincalcauth.ScopeFactFind] if
+// none is given.
+func (s *Server) ClientConfig(scopes ...string) *fincalcauth.Config {
 	if len(scopes) == 0 {
 		scopes = []string{fincalcauth.ScopeFactFind}
 	}
@@ -229,7 +276,8 @@ func (s *Server) RevokeTokens() {
 }
 
 // ExpireTokens makes every token issued so far expired, as if its
-// lifetime had passed.
+// lifetime had passed: the API refuses them, though the clients that
+// hold them still think them valid.
 func (s *Server) ExpireTokens() {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gofincalc/fincalcauth/fincalcauthtest"
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/oauth2"
 )
 
 // post sends body to the fake's token endpoint and returns the status
@@ -107,7 +109,7 @@ func TestDistinctTokensAndLifetime(t *testing.T) {
 	srv.SetTokenLifetime(90 * time.Minute)
 	seen := map[string]bool{}
 	for range 20 {
-		tok, err := srv.Config().Token(context.Background())
+		tok, err := srv.ClientConfig().Token(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,7 +167,7 @@ func TestFaults(t *testing.T) {
 				t.Errorf("answered after %v, want at least %v", d, tt.minTime)
 			}
 			// The fault is used up: the next request succeeds.
-			if _, err := srv.Config().Token(context.Background()); err != nil {
+			if _, err := srv.ClientConfig().Token(context.Background()); err != nil {
 				t.Errorf("after the fault: %v", err)
 			}
 			if n := srv.TokenRequests(); n != 2 {
@@ -180,12 +182,12 @@ func TestFailAlwaysAndRecover(t *testing.T) {
 	defer srv.Close()
 	srv.FailAlways(fincalcauthtest.Fault{Status: 400, Description: "no"})
 	for range 3 {
-		if _, err := srv.Config().Token(context.Background()); err == nil {
+		if _, err := srv.ClientConfig().Token(context.Background()); err == nil {
 			t.Fatal("no error while failing")
 		}
 	}
 	srv.Recover()
-	if _, err := srv.Config().Token(context.Background()); err != nil {
+	if _, err := srv.ClientConfig().Token(context.Background()); err != nil {
 		t.Fatalf("after Recover: %v", err)
 	}
 }
@@ -193,7 +195,7 @@ func TestFailAlwaysAndRecover(t *testing.T) {
 func TestRequireToken(t *testing.T) {
 	srv := fincalcauthtest.NewServer()
 	defer srv.Close()
-	tok, err := srv.Config().Token(context.Background())
+	tok, err := srv.ClientConfig().Token(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +223,7 @@ func TestRequireToken(t *testing.T) {
 	}
 	srv.RevokeTokens()
 	got["revoked"] = get("Bearer " + tok.AccessToken)
-	tok2, _ := srv.Config().Token(context.Background())
+	tok2, _ := srv.ClientConfig().Token(context.Background())
 	got["new after revocation"] = get("Bearer " + tok2.AccessToken)
 	srv.ExpireTokens()
 	got["expired"] = get("Bearer " + tok2.AccessToken)
@@ -250,7 +252,7 @@ func TestCloseWithDelayedRequest(t *testing.T) {
 	srv.FailAlways(fincalcauthtest.Fault{Delay: time.Hour})
 	errc := make(chan error, 1)
 	go func() {
-		_, err := srv.Config().Token(context.Background())
+		_, err := srv.ClientConfig().Token(context.Background())
 		errc <- err
 	}()
 	for srv.TokenRequests() == 0 {
@@ -266,4 +268,52 @@ func TestCloseWithDelayedRequest(t *testing.T) {
 	if err := <-errc; err == nil || errors.Is(err, context.Canceled) {
 		t.Errorf("Token() against a closed server: %v", err)
 	}
+}
+
+func TestMemoryServerInBubble(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := fincalcauthtest.NewMemoryServer()
+		defer srv.Close()
+		ctx := context.WithValue(t.Context(), oauth2.HTTPClient, srv.Client())
+		tok, err := srv.ClientConfig().Token(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		get := func() int {
+			req, _ := http.NewRequest("GET", srv.URL+fincalcauthtest.ClientsPath, nil)
+			tok.SetAuthHeader(req)
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		if s := get(); s != 200 {
+			t.Errorf("fresh token: status %d", s)
+		}
+		// A day passes at once in the bubble.
+		time.Sleep(fincalcauthtest.DefaultTokenLifetime)
+		if s := get(); s != 401 {
+			t.Errorf("token after its lifetime: status %d, want 401", s)
+		}
+
+		srv.FailNext(fincalcauthtest.Fault{Drop: true}, fincalcauthtest.Fault{Delay: time.Hour})
+		resp, err := srv.Client().Post(srv.TokenURL, "application/json", strings.NewReader(good))
+		if err == nil {
+			resp.Body.Close()
+			t.Errorf("dropped connection: status %d, want an error", resp.StatusCode)
+		}
+		start := time.Now()
+		resp, err = srv.Client().Post(srv.TokenURL, "application/json", strings.NewReader(good))
+		if err != nil || resp.StatusCode != 200 || time.Since(start) != time.Hour {
+			t.Errorf("delayed answer: %v after %v", err, time.Since(start))
+		}
+		if err == nil {
+			resp.Body.Close()
+		}
+		if srv.URL != fincalcauthtest.MemoryURL {
+			t.Errorf("URL = %q", srv.URL)
+		}
+	})
 }

@@ -296,7 +296,7 @@ func runDemo(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	defer srv.Close()
 	fmt.Fprintf(stderr, "demo: started a fake FinCalc at %s\n", srv.URL)
 
-	cfg := srv.Config(fincalcauth.ScopeFactFind, fincalcauth.ScopeClientInformation)
+	cfg := srv.ClientConfig(fincalcauth.ScopeFactFind, fincalcauth.ScopeClientInformation)
 	tok, err := obtain(ctx, cfg, nil, stderr)
 	if req, ok := srv.LastTokenRequest(); ok {
 		fields := req.Fields
