@@ -17,10 +17,8 @@ const (
 	SleepBudget        = sleepBudget
 	MaxAttempts        = maxAttempts
 	MaxCooldown        = maxCooldown
-	DefaultHTTPTimeout = defaultHTTPTimeout
 )
 
-func TokenClient(ctx context.Context) *http.Client { return tokenClient(ctx) }
 
 func ParseRetryAfter(v string, now time.Time) time.Duration { return parseRetryAfter(v, now) }
 
@@ -30,7 +28,6 @@ func RefreshWindow(c *Config, lifetime time.Duration) time.Duration {
 	return newRefresher(context.Background(), c).window(lifetime)
 }
 
-var _ oauth2.TokenSource = reuseAdapter{}
 
 // ClientTokenLookup returns the token lookup that c's transport makes on
 // each request; c must come from Config.Client.
@@ -43,11 +40,6 @@ func ClientTokenLookup(c *http.Client) func() (*oauth2.Token, error) {
 		}
 		return e.tok, nil
 	}
-}
-
-// SetClientBase replaces the base transport of a client from Config.Client.
-func SetClientBase(c *http.Client, base http.RoundTripper) {
-	c.Transport.(*transport).base = base
 }
 
 // LockClient takes the lock of the refresher behind c, a client from
