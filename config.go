@@ -14,22 +14,21 @@ import (
 // Config describes FinCalc's client-credentials flow: the credentials of the
 // client application and the endpoint that issues its tokens.
 //
+// A token request is a POST of a JSON object with the five documented
+// fields: grant_type ("client_credentials"), client_id, client_secret,
+// scope (the Scopes joined by spaces) and email_address.
+//
 // A Config is read, never modified, by its methods. [Config.TokenSource] and
 // [Config.Client] take a copy, so changing a Config after calling them does
-// not affect sources and clients made before. Formatting a Config with any
-// fmt verb prints REDACTED in place of ClientSecret.
+// not affect sources and clients made before. An invalid Config makes
+// them, and [Config.Token], fail before any network I/O with the error of
+// [Config.Validate].
 type Config struct {
 	// ClientID is the client identifier issued by FinCalc. Required.
-	//
-	// It is sent as a JSON string, as the endpoint's schema says, even
-	// though the example on FinCalc's reference page shows a bare number:
-	// a string carries every identifier unchanged (leading zeros, long
-	// digit runs, letters), and the schema is the contract.
 	ClientID string
 
 	// ClientSecret is the secret that goes with ClientID. Required.
-	// It is sent only in the body of the token request: never in a URL
-	// or a header, and never in an error, a log record or a formatted Config.
+	// It is sent only in the body of the token request.
 	ClientSecret string
 
 	// EmailAddress is the address used to log in to the FinCalc app.
@@ -51,7 +50,8 @@ type Config struct {
 	// (12 hours for FinCalc's 24-hour tokens), less a little jitter that
 	// differs from one source to another so that a fleet of processes
 	// does not refresh in lockstep. A positive value is used as given.
-	// Negative values are invalid.
+	// Negative values are invalid. A token is never used within 10
+	// seconds of its expiry.
 	RefreshAhead time.Duration
 
 	// Logger receives records about background refreshes: Warn when one
@@ -77,9 +77,8 @@ func (e *ConfigError) Error() string {
 
 // Validate reports whether c can be used, with no network I/O. It returns
 // nil, or an error that joins one [*ConfigError] per problem, so that
-// errors.As finds the first; the same error that [Config.Token],
-// [Config.TokenSource] and [Config.Client] report for c. A program can call
-// it at start-up to fail early on bad configuration.
+// errors.As finds the first. A program can call it at start-up to fail
+// early on bad configuration.
 func (c *Config) Validate() error {
 	if c == nil {
 		return &ConfigError{Field: "(Config)", Problem: "nil *Config"}
@@ -167,8 +166,12 @@ func isLoopback(host string) bool {
 // plainConfig has Config's fields and none of its methods, for Format.
 type plainConfig Config
 
-// Format formats c as fmt would format a struct with Config's fields, for
-// every verb, except that a non-empty ClientSecret is printed as REDACTED.
+// Format formats c as fmt would format a struct with Config's fields,
+// except that a non-empty ClientSecret is printed as REDACTED.
+//
+// Its receiver is a value, unlike the other methods', so that a Config
+// and a *Config are both redacted: a pointer receiver would leave a plain
+// Config, or one inside another value, printed in full.
 func (c Config) Format(f fmt.State, verb rune) {
 	p := plainConfig(c)
 	if p.ClientSecret != "" {

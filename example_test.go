@@ -5,17 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"log/slog"
 	"net/http"
+	"os"
+	"time"
 
 	"github.com/gofincalc/fincalcauth"
 	"github.com/gofincalc/fincalcauth/fincalcauthtest"
 	"golang.org/x/oauth2"
 )
 
-// The examples run against fincalcauthtest, a fake FinCalc on loopback.
-// With real credentials, leave TokenURL empty and use FinCalc's URLs.
-
 func ExampleConfig_TokenSource() {
+	// This example, like the others, runs against fincalcauthtest, a
+	// fake FinCalc on loopback. With real credentials, leave TokenURL
+	// empty and use FinCalc's URLs.
 	fake := fincalcauthtest.NewServer()
 	defer fake.Close()
 
@@ -77,12 +80,18 @@ func ExampleConfig_Token() {
 	fake := fincalcauthtest.NewServer()
 	defer fake.Close()
 
+	// Token fetches a new token each time: no cache, no refresh.
 	tok, err := fake.ClientConfig().Token(context.Background())
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(tok.Type(), tok.ExpiresIn, tok.Extra("token_type"))
-	// Output: Bearer 86400 Bearer
+	fmt.Printf("a %s token, valid for %v\n", tok.Type(), time.Duration(tok.ExpiresIn)*time.Second)
+
+	// Every field of FinCalc's "data" object is there too.
+	fmt.Println(`"data" fields:`, tok.Extra("token_type"), tok.Extra("expires_in"))
+	// Output:
+	// a Bearer token, valid for 24h0m0s
+	// "data" fields: Bearer 86400
 }
 
 func ExampleConfig_Token_errors() {
@@ -128,4 +137,46 @@ func ExampleConfig_TokenSource_httpClient() {
 	tok, err := ts.Token()
 	fmt.Println(tok.Valid(), err)
 	// Output: true <nil>
+}
+
+func ExampleConfig_Validate() {
+	// At start-up, before serving anything: each problem names its field.
+	cfg := &fincalcauth.Config{
+		ClientID:     "12345",
+		ClientSecret: "", // say, an unset environment variable
+		EmailAddress: "Hello <hello@example.com>",
+		Scopes:       []string{fincalcauth.ScopeFactFind},
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Println(err)
+	}
+	// Output:
+	// fincalcauth: invalid Config.ClientSecret: empty
+	// fincalcauth: invalid Config.EmailAddress: "Hello <hello@example.com>" is not an email address
+}
+
+func ExampleConfig_logger() {
+	fake := fincalcauthtest.NewServer()
+	defer fake.Close()
+
+	// Logger gets a Warn record for each failed fetch of a source or
+	// client, and a Debug record for a fetch that needed retries. This
+	// handler leaves out the time and the token's expiry, which change
+	// from run to run.
+	cfg := fake.ClientConfig()
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
+		Level: slog.LevelDebug,
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey || a.Key == "expiry" {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+	fake.FailNext(fincalcauthtest.Fault{Status: 503})
+	if _, err := cfg.TokenSource(context.Background()).Token(); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// level=DEBUG msg="fincalcauth: token fetched after retries" attempts=2
 }

@@ -35,7 +35,10 @@ const (
 )
 
 // requestBody is the token request, with the five documented fields in
-// the documented order. All are strings, as the schema says.
+// the documented order. All are strings, as the schema says. client_id
+// too, although the example on FinCalc's reference page shows a bare
+// number: a string carries every identifier unchanged (leading zeros,
+// long digit runs, letters), and the schema is the contract.
 type requestBody struct {
 	GrantType    string `json:"grant_type"`
 	ClientID     string `json:"client_id"`
