@@ -1,6 +1,7 @@
 package fincalcauth
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Config describes FinCalc's client-credentials flow: the credentials of the
@@ -23,6 +26,13 @@ import (
 // not affect sources and clients made before. An invalid Config makes
 // them, and [Config.Token], fail before any network I/O with the error of
 // [Config.Validate].
+//
+// A Config prints REDACTED in place of a non-empty ClientSecret when
+// formatted by fmt, logged by log/slog (it is a [slog.LogValuer]) or
+// encoded by encoding/json (see [Config.MarshalJSON]). fmt prints a value
+// without calling its methods in two cases, which this cannot cover: a
+// verb that fmt finds wrong for the type, such as %p or %w (go vet
+// reports them), and a Config inside an unexported field of another value.
 type Config struct {
 	// ClientID is the client identifier issued by FinCalc. Required.
 	ClientID string
@@ -49,7 +59,9 @@ type Config struct {
 	// [Config.Client]. Zero means about half of the token's lifetime
 	// (12 hours for FinCalc's 24-hour tokens), less a little jitter that
 	// differs from one source to another so that a fleet of processes
-	// does not refresh in lockstep. A positive value is used as given.
+	// does not refresh in lockstep. A positive value below the token's
+	// lifetime is used as given; one at or beyond it counts as zero, since
+	// it would put each token in its refresh window from its issue.
 	// Negative values are invalid. A token is never used within 10
 	// seconds of its expiry.
 	RefreshAhead time.Duration
@@ -90,8 +102,17 @@ func (c *Config) Validate() error {
 	if c.ClientID == "" {
 		bad("ClientID", "empty")
 	}
-	if c.ClientSecret == "" {
+	switch {
+	case c.ClientSecret == "":
 		bad("ClientSecret", "empty")
+	case c.ClientSecret == redacted:
+		bad("ClientSecret", "is the placeholder printed in place of a secret, not a secret")
+	}
+	for field, v := range map[string]string{"ClientID": c.ClientID, "ClientSecret": c.ClientSecret, "EmailAddress": c.EmailAddress, "TokenURL": c.TokenURL} {
+		if !utf8.ValidString(v) {
+			// It would go out changed: JSON turns invalid bytes into U+FFFD.
+			bad(field, "is not valid UTF-8")
+		}
 	}
 	switch {
 	case c.EmailAddress == "":
@@ -103,8 +124,8 @@ func (c *Config) Validate() error {
 		bad("Scopes", "no scope given; use one or more of the Scope constants")
 	}
 	for i, s := range c.Scopes {
-		if s == "" || strings.ContainsAny(s, " \t\r\n") {
-			bad("Scopes", fmt.Sprintf("entry %d (%q) is empty or contains white space", i, s))
+		if s == "" || strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 || !utf8.ValidString(s) {
+			bad("Scopes", fmt.Sprintf("entry %d (%q) is empty or contains white space or control characters", i, s))
 		}
 	}
 	if err := checkTokenURL(c.tokenURL()); err != "" {
@@ -134,9 +155,14 @@ func validEmail(s string) bool {
 func checkTokenURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Sprintf("%q is not a URL", raw)
+		// raw, and url.Error's text, could hold a password: quote neither.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return "is not a URL: " + err.Error()
 	}
-	if !u.IsAbs() || u.Host == "" || u.Opaque != "" {
+	if !u.IsAbs() || u.Hostname() == "" || u.Opaque != "" {
 		return fmt.Sprintf("%q is not an absolute URL", u.Redacted())
 	}
 	if u.User != nil {
@@ -163,8 +189,46 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// plainConfig has Config's fields and none of its methods, for Format.
+// plainConfig has Config's fields and none of its methods, for Format
+// and MarshalJSON.
 type plainConfig Config
+
+// safe returns c's fields with a non-empty ClientSecret replaced.
+func (c Config) safe() plainConfig {
+	p := plainConfig(c)
+	if p.ClientSecret != "" {
+		p.ClientSecret = redacted
+	}
+	return p
+}
+
+// LogValue makes log/slog log c as a group of its fields, with REDACTED
+// in place of a non-empty ClientSecret, and without Logger.
+func (c Config) LogValue() slog.Value {
+	p := c.safe()
+	return slog.GroupValue(
+		slog.String("ClientID", p.ClientID),
+		slog.String("ClientSecret", p.ClientSecret),
+		slog.String("EmailAddress", p.EmailAddress),
+		slog.Any("Scopes", p.Scopes),
+		slog.String("TokenURL", p.TokenURL),
+		slog.Duration("RefreshAhead", p.RefreshAhead),
+	)
+}
+
+// MarshalJSON encodes c as encoding/json would encode a struct with
+// Config's fields, except that a non-empty ClientSecret is "REDACTED"
+// and Logger is left out. A Config decoded from that has ClientSecret
+// "REDACTED", which [Config.Validate] refuses: JSON written from a
+// Config can hold a configuration, never the secret.
+func (c Config) MarshalJSON() ([]byte, error) {
+	p := c.safe()
+	p.Logger = nil
+	return json.Marshal(struct {
+		plainConfig
+		Logger *slog.Logger `json:",omitempty"`
+	}{plainConfig: p})
+}
 
 // Format formats c as fmt would format a struct with Config's fields,
 // except that a non-empty ClientSecret is printed as REDACTED.
@@ -173,11 +237,7 @@ type plainConfig Config
 // and a *Config are both redacted: a pointer receiver would leave a plain
 // Config, or one inside another value, printed in full.
 func (c Config) Format(f fmt.State, verb rune) {
-	p := plainConfig(c)
-	if p.ClientSecret != "" {
-		p.ClientSecret = "REDACTED"
-	}
-	s := fmt.Sprintf(fmt.FormatString(f, verb), p)
+	s := fmt.Sprintf(fmt.FormatString(f, verb), c.safe())
 	if verb == 'v' && f.Flag('#') {
 		s = strings.Replace(s, "fincalcauth.plainConfig", "fincalcauth.Config", 1)
 	}

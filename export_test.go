@@ -10,15 +10,17 @@ import (
 
 // Internals for the tests of package fincalcauth_test.
 
-var ParseResponse = parseResponse
+// ParseResponse parses a whole answer, reporting it without secret.
+func ParseResponse(resp *http.Response, body []byte, secret string, now time.Time) (*oauth2.Token, error) {
+	return parseResponse(resp, body, false, newRedactor(secret), now)
+}
 
 const (
-	FetchTimeout       = fetchTimeout
-	SleepBudget        = sleepBudget
-	MaxAttempts        = maxAttempts
-	MaxCooldown        = maxCooldown
+	FetchTimeout = fetchTimeout
+	SleepBudget  = sleepBudget
+	MaxAttempts  = maxAttempts
+	MaxCooldown  = maxCooldown
 )
-
 
 func ParseRetryAfter(v string, now time.Time) time.Duration { return parseRetryAfter(v, now) }
 
@@ -27,7 +29,6 @@ func ParseRetryAfter(v string, now time.Time) time.Duration { return parseRetryA
 func RefreshWindow(c *Config, lifetime time.Duration) time.Duration {
 	return newRefresher(context.Background(), c).window(lifetime)
 }
-
 
 // ClientTokenLookup returns the token lookup that c's transport makes on
 // each request; c must come from Config.Client.
@@ -48,4 +49,11 @@ func LockClient(c *http.Client) (unlock func()) {
 	r := c.Transport.(*transport).r
 	r.mu.Lock()
 	return r.mu.Unlock
+}
+
+// CutRedactor returns what redacts b, the start of a longer text, as the
+// package does with a body cut at its size limit.
+func CutRedactor(secret string) func(b []byte) []byte {
+	r := newRedactor(secret)
+	return func(b []byte) []byte { return r.bytes(b, true) }
 }

@@ -3,6 +3,8 @@ package fincalcauth
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,8 +53,8 @@ type requestBody struct {
 // concurrent use.
 type fetcher struct {
 	url    string
-	body   []byte // the JSON request; it holds the secret
-	secret string
+	body   []byte   // the JSON request; it holds the secret
+	red    redactor // removes the secret from what is reported
 	client *http.Client
 	logger *slog.Logger
 }
@@ -73,7 +75,7 @@ func newFetcher(ctx context.Context, c *Config) *fetcher {
 	return &fetcher{
 		url:    c.tokenURL(),
 		body:   body,
-		secret: c.ClientSecret,
+		red:    newRedactor(c.ClientSecret),
 		client: tokenClient(ctx),
 		logger: c.Logger,
 	}
@@ -214,27 +216,59 @@ func (f *fetcher) attempt(ctx context.Context) outcome {
 	sent := time.Now()
 	resp, err := f.client.Do(req)
 	if err != nil {
-		// The error names the URL, never the body: no secret in it.
-		return outcome{err: fmt.Errorf("token request failed: %w", err), transient: true}
+		if verificationFailed(err) {
+			return outcome{err: f.transportError("token request failed: the server's TLS certificate could not be verified, which no retry can mend", err)}
+		}
+		return outcome{err: f.transportError("token request failed", err), transient: true}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodySize+1))
 	if err != nil {
-		return outcome{err: fmt.Errorf("reading token response (%s): %w", resp.Status, err), transient: true}
+		return outcome{err: f.transportError("reading token response ("+f.red.text(resp.Status, maxDescription)+")", err), transient: true}
+	}
+	cut := len(body) > maxBodySize
+	if cut {
+		body = body[:maxBodySize]
 	}
 	o := outcome{transient: transientStatus(resp.StatusCode)}
-	if len(body) > maxBodySize {
-		body = body[:maxBodySize]
-		if resp.StatusCode/100 == 2 {
-			o.err = malformed(resp, body, f.secret, "larger than 1 MiB")
-			return o
-		}
+	if cut && resp.StatusCode/100 == 2 {
+		o.err = answer{resp: resp, body: body, cut: true, red: f.red}.malformed("larger than 1 MiB")
+		return o
 	}
-	o.tok, o.err = parseResponse(resp, body, f.secret, sent)
+	o.tok, o.err = parseResponse(resp, body, cut, f.red, sent)
 	if o.err != nil && o.transient {
 		o.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	return o
+}
+
+// transportError reports err, a failure of the transport, such as
+// net/http's error that quotes a malformed status or header line the
+// server sent. Its text is redacted, and err stays in the chain only if
+// nothing in its text needed redacting; otherwise only the context's
+// error, if err is one, does.
+func (f *fetcher) transportError(what string, err error) error {
+	e := &fetchError{msg: what + ": " + f.red.text(err.Error(), maxDescription), cause: err}
+	if f.red.changes(err.Error()) {
+		e.cause = nil
+		for _, ctxErr := range []error{context.Canceled, context.DeadlineExceeded} {
+			if errors.Is(err, ctxErr) {
+				e.cause = ctxErr
+			}
+		}
+	}
+	return e
+}
+
+// verificationFailed reports whether err is a failed verification of the
+// server's certificate: an unknown authority, a name that does not
+// match, an expired certificate. Such a failure is permanent.
+func verificationFailed(err error) bool {
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci)
 }
 
 // transientStatus reports whether a status is worth another attempt.
@@ -249,20 +283,22 @@ func transientStatus(code int) bool {
 }
 
 // parseRetryAfter reads a Retry-After header in seconds or HTTP-date
-// form. It returns 0 when v is absent, malformed or in the past.
+// form, capped at an hour. It returns 0 when v is absent, malformed or
+// in the past.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0
 	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		if n > int64(time.Hour/time.Second) {
-			n = int64(time.Hour / time.Second)
-		}
-		return time.Duration(n) * time.Second
+	n, err := strconv.ParseInt(v, 10, 64)
+	switch {
+	case err == nil && n <= 0:
+		return 0
+	case err == nil:
+		return time.Duration(min(n, int64(time.Hour/time.Second))) * time.Second
+	case errors.Is(err, strconv.ErrRange) && v[0] != '-':
+		// More seconds than an int64 holds: longer than any budget.
+		return time.Hour
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := t.Sub(now); d > 0 {

@@ -37,8 +37,18 @@
 // nobody asks for a token.
 //
 // Errors from FinCalc have an [*oauth2.RetrieveError] in their chain, as
-// for any x/oauth2 code. The client secret and access tokens never appear
-// in an error, a log record or a formatted Config.
+// for any x/oauth2 code.
+//
+// # Secrets
+//
+// The client secret and access tokens do not appear in the errors that
+// the package returns, in what they wrap (a RetrieveError's Body,
+// ErrorDescription and Response, whose Request leads back to no body), or
+// in its log records, even when a server echoes the request: raw, in any
+// JSON escaping, URL-encoded or HTML-escaped, in its body, status line or
+// headers, or cut short by the 1 MiB limit on what is read. Control
+// characters in text from a server are escaped. A Config prints and logs
+// REDACTED in place of its secret, as [Config] says.
 package fincalcauth
 
 import (
@@ -114,11 +124,19 @@ func (c *Config) TokenSource(ctx context.Context) oauth2.TokenSource {
 // and takes no lock while its token is fresh. A request waiting for a
 // token stops when its own context is done.
 //
-// When the API answers 401, the client drops the token, fetches a new one
-// and replays the request once, if its body can be sent again
+// When the API answers 401, the client fetches a new token and replays
+// the request once with it, if its body can be sent again
 // (http.Request.GetBody is set, or there is no body); a second 401 goes
-// back to the caller. A client from oauth2.NewClient cannot do this:
-// x/oauth2's transport does not look at responses.
+// back to the caller. The refused token stays in use until a new one is
+// in hand, and such fetches are rationed as failed ones are, from about
+// 1 second apart to 1 minute, so that an API that refuses every token
+// costs a handful of token requests, not one per request. A client from
+// oauth2.NewClient cannot do this: x/oauth2's transport does not look at
+// responses.
+//
+// The token goes only to the host of the request the caller made, and
+// on redirects to where net/http would forward the caller's own
+// Authorization header: that host and its subdomains.
 //
 // The client is built on ctx's HTTP client under [oauth2.HTTPClient], if
 // any (its Transport, CheckRedirect, Jar and Timeout), else on

@@ -232,6 +232,11 @@ func TestTokenFailure(t *testing.T) {
 		{name: "expires_in a boolean", status: 200, body: okBody("t", true), desc: "expires_in", text: "not a number"},
 		{name: "expires_in null", status: 200, body: okBody("t", nil), desc: "expires_in", text: "not a number"},
 		{name: "expires_in huge", status: 200, body: okBody("t", 1e300), desc: "expires_in", text: "ten years"},
+		{name: "access_token with a space", status: 200, body: okBody("eyJ abc", 60), desc: "HTTP header", text: "HTTP header"},
+		{name: "access_token with CR LF", status: 200, body: okBody("eyJ\r\nX-Evil: 1", 60), desc: "HTTP header", text: "HTTP header"},
+		{name: "access_token with a NUL", status: 200, body: okBody("eyJ\x00", 60), desc: "HTTP header", text: "HTTP header"},
+		{name: "access_token not ASCII", status: 200, body: okBody("eyJé", 60), desc: "HTTP header", text: "HTTP header"},
+		{name: "token_type with a newline", status: 200, body: `{"success":true,"data":{"access_token":"t","token_type":"Bearer\n"}}`, desc: "token_type", text: "HTTP header"},
 		{name: "not JSON", status: 200, body: "<html>ok</html>", desc: "malformed", text: "not JSON"},
 		{name: "not the envelope", status: 200, body: `{"access_token":"t","expires_in":3600}`, desc: "malformed", text: "envelope"},
 		{name: "null", status: 200, body: "null", desc: "malformed", text: "envelope"},
@@ -437,6 +442,14 @@ func TestConfigValidation(t *testing.T) {
 		{"other scheme", func(c *fincalcauth.Config) { c.TokenURL = "ftp://example.com/token" }, []string{"TokenURL"}},
 		{"user information in TokenURL", func(c *fincalcauth.Config) { c.TokenURL = "https://u:p@example.com/token" }, []string{"TokenURL"}},
 		{"negative RefreshAhead", func(c *fincalcauth.Config) { c.RefreshAhead = -time.Second }, []string{"RefreshAhead"}},
+		{"TokenURL with no host name", func(c *fincalcauth.Config) { c.TokenURL = "https://:443/api/oauth/token" }, []string{"TokenURL"}},
+		{"scope with a vertical tab", func(c *fincalcauth.Config) { c.Scopes = []string{"fact\vfind"} }, []string{"Scopes"}},
+		{"scope with a form feed", func(c *fincalcauth.Config) { c.Scopes = []string{"fact-find\f"} }, []string{"Scopes"}},
+		{"scope with a no-break space", func(c *fincalcauth.Config) { c.Scopes = []string{"fact-find\u00a0client-financials"} }, []string{"Scopes"}},
+		{"scope with an ideographic space", func(c *fincalcauth.Config) { c.Scopes = []string{"fact-find\u3000"} }, []string{"Scopes"}},
+		{"ClientSecret not UTF-8", func(c *fincalcauth.Config) { c.ClientSecret = "s3cr3t\xff" }, []string{"ClientSecret"}},
+		{"ClientSecret is the placeholder", func(c *fincalcauth.Config) { c.ClientSecret = "REDACTED" }, []string{"ClientSecret"}},
+		{"ClientID not UTF-8", func(c *fincalcauth.Config) { c.ClientID = "123\xc3" }, []string{"ClientID"}},
 		{"everything", func(c *fincalcauth.Config) { *c = fincalcauth.Config{} }, []string{"ClientID", "ClientSecret", "EmailAddress", "Scopes"}},
 	}
 	h := &counting{h: answer(200, okBody("t", 60))}
@@ -487,6 +500,16 @@ func configFields(err error) []string {
 		walk(err)
 	}
 	return fields
+}
+
+func TestConfigErrorHidesURLPassword(t *testing.T) {
+	for _, u := range []string{"https://user:hunter2@[::1", "https://user:hunter2@exa mple.com/%zz", "http://user:hunter2@example.com/token"} {
+		cfg := testConfig(u)
+		err := cfg.Validate()
+		if err == nil || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("TokenURL %q: Validate() = %v; want an error without the password", u, err)
+		}
+	}
 }
 
 func TestConfigValid(t *testing.T) {

@@ -48,11 +48,13 @@ func (e *fetchError) Error() string { return e.msg }
 func (e *fetchError) Unwrap() error { return e.cause }
 
 // parseResponse turns a token endpoint's answer into a token, or an error
-// that wraps an *oauth2.RetrieveError. resp supplies the status and is
-// referenced by the RetrieveError; body is what was read of resp.Body.
-// secret is removed from everything the error reports. now is the time
-// the expiry counts from.
-func parseResponse(resp *http.Response, body []byte, secret string, now time.Time) (*oauth2.Token, error) {
+// that wraps an *oauth2.RetrieveError. resp supplies the status, and a
+// copy of it fit to keep goes in the RetrieveError; body is what was read
+// of resp.Body, and cut says whether that was all of it. red removes the
+// secrets from everything the error reports. now is the time the expiry
+// counts from.
+func parseResponse(resp *http.Response, body []byte, cut bool, red redactor, now time.Time) (*oauth2.Token, error) {
+	a := answer{resp: resp, body: body, cut: cut, red: red}
 	var env envelope
 	jsonErr := json.Unmarshal(body, &env)
 	if jsonErr == nil && env.Success == nil && env.Data == nil && env.Message == nil {
@@ -62,30 +64,36 @@ func parseResponse(resp *http.Response, body []byte, secret string, now time.Tim
 	}
 	ok2xx := resp.StatusCode >= 200 && resp.StatusCode < 300
 	if !ok2xx || (jsonErr == nil && env.Success != nil && !*env.Success) {
-		return nil, refused(resp, body, env.Message, secret)
+		return nil, a.refused(env.Message)
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, malformed(resp, body, secret, "empty body")
+		return nil, a.malformed("empty body")
 	}
 	if jsonErr != nil {
-		return nil, malformed(resp, body, secret, describeJSONError(jsonErr))
+		return nil, a.malformed(describeJSONError(jsonErr))
 	}
 	if env.Success == nil {
-		return nil, malformed(resp, body, secret, `no "success" field`)
+		return nil, a.malformed(`no "success" field`)
 	}
 	var data map[string]any
 	if json.Unmarshal(env.Data, &data) != nil || data == nil {
-		return nil, malformed(resp, body, secret, `"data" is not an object`)
+		return nil, a.malformed(`"data" is not an object`)
 	}
 	access, ok := data["access_token"].(string)
 	if !ok || access == "" {
-		return nil, malformed(resp, body, secret, `"data.access_token" is missing or empty`)
+		return nil, a.malformed(`"data.access_token" is missing or empty`)
+	}
+	if !headerSafe(access) {
+		return nil, a.malformed(`"data.access_token" has characters that cannot go in an HTTP header`)
 	}
 	tokenType := "Bearer"
 	if v, present := data["token_type"]; present && v != nil {
 		s, ok := v.(string)
 		if !ok {
-			return nil, malformed(resp, body, secret, `"data.token_type" is not a string`)
+			return nil, a.malformed(`"data.token_type" is not a string`)
+		}
+		if !headerSafe(s) && s != "" {
+			return nil, a.malformed(`"data.token_type" has characters that cannot go in an HTTP header`)
 		}
 		if s != "" {
 			tokenType = s
@@ -95,7 +103,7 @@ func parseResponse(resp *http.Response, body []byte, secret string, now time.Tim
 	if v, present := data["expires_in"]; present {
 		n, err := parseExpiresIn(v)
 		if err != nil {
-			return nil, malformed(resp, body, secret, `"data.expires_in" `+err.Error())
+			return nil, a.malformed(`"data.expires_in" ` + err.Error())
 		}
 		expiresIn = n
 	}
@@ -119,7 +127,7 @@ func parseExpiresIn(v any) (int64, error) {
 		var err error
 		f, err = strconv.ParseFloat(v, 64)
 		if err != nil || strings.TrimSpace(v) != v {
-			return 0, fmt.Errorf("is %q, not a number", truncate(v, 40))
+			return 0, fmt.Errorf("is %q, not a number", v)
 		}
 	default:
 		return 0, fmt.Errorf("is a %s, not a number", jsonKind(v))
@@ -161,33 +169,59 @@ func describeJSONError(err error) string {
 	return err.Error()
 }
 
-// malformed reports a 2xx answer that carries no usable token.
-func malformed(resp *http.Response, body []byte, secret, problem string) error {
-	re := &oauth2.RetrieveError{
-		Response:         resp,
-		Body:             redact(body, secret),
-		ErrorDescription: "malformed token response: " + problem,
+// headerSafe reports whether s can go in an Authorization header as is:
+// visible ASCII only, no space or control character.
+func headerSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
 	}
+	return true
+}
+
+// answer is a token endpoint's answer that failed, with what it takes to
+// report it.
+type answer struct {
+	resp *http.Response
+	body []byte
+	cut  bool // body is the start of a longer one
+	red  redactor
+}
+
+// retrieveError returns the RetrieveError for a, with description, and
+// the redactor that made it, which for a 2xx answer also removes the
+// access tokens in the body.
+func (a answer) retrieveError(description string) (*oauth2.RetrieveError, redactor) {
+	red := a.red
+	if a.resp.StatusCode >= 200 && a.resp.StatusCode < 300 {
+		red = red.withTokens(a.body)
+	}
+	return &oauth2.RetrieveError{
+		Response:         red.response(a.resp),
+		Body:             red.bytes(a.body, a.cut),
+		ErrorDescription: red.text(description, 0),
+	}, red
+}
+
+// malformed reports a 2xx answer that carries no usable token.
+func (a answer) malformed(problem string) error {
+	re, red := a.retrieveError("malformed token response: " + problem)
 	return &fetchError{
-		msg:   "malformed token response (" + resp.Status + "): " + redactString(problem, secret),
+		msg:   "malformed token response (" + re.Response.Status + "): " + red.text(problem, maxDescription),
 		cause: re,
 	}
 }
 
 // refused reports a refusal: a non-2xx status, or "success": false.
-func refused(resp *http.Response, body []byte, message json.RawMessage, secret string) error {
-	desc := redactString(describeMessage(message), secret)
-	re := &oauth2.RetrieveError{
-		Response:         resp,
-		Body:             redact(body, secret),
-		ErrorDescription: desc,
+func (a answer) refused(message json.RawMessage) error {
+	re, _ := a.retrieveError(describeMessage(message))
+	msg := "token request failed: " + re.Response.Status
+	if a.resp.StatusCode >= 200 && a.resp.StatusCode < 300 {
+		msg = "token request refused (" + re.Response.Status + ` with "success": false)`
 	}
-	msg := "token request failed: " + resp.Status
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		msg = "token request refused (" + resp.Status + ` with "success": false)`
-	}
-	if desc != "" {
-		msg += ": " + truncate(desc, maxDescription)
+	if re.ErrorDescription != "" {
+		msg += ": " + truncate(re.ErrorDescription, maxDescription)
 	}
 	return &fetchError{msg: msg, cause: re}
 }

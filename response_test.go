@@ -11,9 +11,10 @@ import (
 
 // FuzzParseResponse checks the response parser on any status and body:
 // it never panics, never returns both a token and an error, never a
-// token without an access token or with a zero expiry, and never an
-// error that shows the secret. Its seed corpus is in
-// testdata/fuzz/FuzzParseResponse.
+// token without an access token, with a zero expiry or with an access
+// token that cannot go in a header, and never an error that shows the
+// secret anywhere it reports or holds a control character in its text.
+// Its seed corpus is in testdata/fuzz/FuzzParseResponse.
 func FuzzParseResponse(f *testing.F) {
 	f.Add(200, []byte(`{"success":true,"data":{"token_type":"Bearer","expires_in":86400,"access_token":"eyJ"}}`))
 	f.Add(400, []byte(`{"success":false,"message":{"description":"The request is missing a required parameter."}}`))
@@ -41,8 +42,17 @@ func FuzzParseResponse(f *testing.F) {
 			t.Fatalf("token with expiry %v", tok.Expiry)
 		case tok != nil && (status < 200 || status > 299):
 			t.Fatalf("token from status %d", status)
-		case err != nil && strings.Contains(err.Error(), secret):
-			t.Fatalf("error shows the secret: %v", err)
+		case tok != nil && strings.ContainsFunc(tok.AccessToken+tok.TokenType, func(r rune) bool { return r <= ' ' || r >= 0x7f }):
+			t.Fatalf("token that cannot go in a header: %q %q", tok.TokenType, tok.AccessToken)
+		case err != nil && strings.ContainsFunc(err.Error(), func(r rune) bool { return r < ' ' || r == 0x7f }):
+			t.Fatalf("error text with a control character: %q", err)
+		}
+		if err != nil {
+			for what, s := range reported(err) {
+				if strings.Contains(s, secret) {
+					t.Fatalf("%s shows the secret: %q", what, s)
+				}
+			}
 		}
 	})
 }
