@@ -54,6 +54,9 @@ type refresher struct {
 	lastErr  error      // the last fetch's error, until a success
 	failures int        // consecutive failed fetches
 	nextTry  time.Time  // no fetch starts before this, but a blocking one after a success
+
+	refusals    int       // consecutive fetches for a token the API refused
+	nextRefusal time.Time // no such fetch starts before this
 }
 
 // entry is a cached token and when to act on it.
@@ -83,9 +86,11 @@ func newRefresher(ctx context.Context, c *Config) *refresher {
 }
 
 // window returns how long before expiry a token of the given lifetime
-// starts being replaced.
+// starts being replaced. A RefreshAhead at or beyond the lifetime would
+// put each token in its window from its issue, and a steady caller would
+// start a fetch at each cool-down: it counts as zero.
 func (r *refresher) window(lifetime time.Duration) time.Duration {
-	if r.refreshAhead > 0 {
+	if r.refreshAhead > 0 && r.refreshAhead < lifetime {
 		return r.refreshAhead
 	}
 	w := min(lifetime/2, defaultRefreshAhead)
@@ -216,18 +221,39 @@ func cooldown(n int) time.Duration {
 	return d - rand.N(d/5+1)
 }
 
-// drop forgets tok if it is the cached token, so that the next call
-// fetches a new one. It reports whether tok was dropped.
-func (r *refresher) drop(tok *oauth2.Token) bool {
+// replace is told that the API refused e's token before its expiry
+// (revoked, or the credentials rotated). It returns a flight that ends
+// with e's replacement: a fetch under way, one it starts, or, if e was
+// already replaced, one that has ended. It returns nil while such fetches
+// are rationed, after a run of them, or while the token endpoint is in
+// its cool-down. Until a replacement is in hand, e stays in use: the 401
+// may be the API's mistake, and e is the best token there is.
+func (r *refresher) replace(e *entry) *flight {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	e := r.cur.Load()
-	if e == nil || e.tok != tok {
-		return false
+	if cur := r.cur.Load(); cur != e && cur != nil {
+		return &flight{done: closedChan, e: cur}
 	}
-	r.cur.Store(nil)
-	return true
+	if r.inflight != nil {
+		return r.inflight
+	}
+	now := time.Now()
+	if now.Before(r.nextRefusal) || (r.lastErr != nil && now.Before(r.nextTry)) {
+		return nil
+	}
+	if now.Sub(r.nextRefusal) > maxCooldown {
+		r.refusals = 0 // a quiet spell: a new run
+	}
+	r.refusals++
+	r.nextRefusal = now.Add(cooldown(r.refusals))
+	return r.start()
 }
+
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 // reuseEarlyExpiry is the early expiry given to
 // oauth2.ReuseTokenSourceWithExpiry. The tokens that reuseAdapter hands it

@@ -96,6 +96,7 @@ func TestRetries(t *testing.T) {
 		{"Retry-After in seconds", []fincalcauthtest.Fault{withHeader(fail(429), "Retry-After", "1")}, "", 2, time.Second, time.Second},
 		{"Retry-After as an HTTP date", []fincalcauthtest.Fault{withHeader(fail(503), "Retry-After", "Sat, 01 Jan 2000 00:00:02 GMT")}, "", 2, 2 * time.Second, 2 * time.Second},
 		{"Retry-After beyond the budget fails at once", []fincalcauthtest.Fault{withHeader(fail(503), "Retry-After", "30")}, "failure 503", 1, 0, 0},
+		{"Retry-After beyond an int64 fails at once", []fincalcauthtest.Fault{withHeader(fail(503), "Retry-After", "99999999999999999999")}, "failure 503", 1, 0, 0},
 		{"400 is not retried", []fincalcauthtest.Fault{fail(400)}, "failure 400", 1, 0, 0},
 		{"401 is not retried", []fincalcauthtest.Fault{fail(401)}, "failure 401", 1, 0, 0},
 		{"403 is not retried", []fincalcauthtest.Fault{fail(403)}, "failure 403", 1, 0, 0},
@@ -135,7 +136,7 @@ func TestRetryAfterParsing(t *testing.T) {
 		want time.Duration
 	}{
 		{"", 0}, {"0", 0}, {"-3", 0}, {"2", 2 * time.Second}, {" 5 ", 5 * time.Second},
-		{"99999999", time.Hour}, {"soon", 0},
+		{"99999999", time.Hour}, {"99999999999999999999", time.Hour}, {"-99999999999999999999", 0}, {"soon", 0},
 		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
 		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
 	}
@@ -653,5 +654,39 @@ func TestTokenSourceExpiryIsRefreshMoment(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+func TestRefreshAheadBeyondLifetime(t *testing.T) {
+	// RefreshAhead at or beyond the lifetime counts as zero: a steady
+	// caller does not start a fetch at every cool-down.
+	synctest.Test(t, func(t *testing.T) {
+		m := newBubbleFake()
+		m.SetTokenLifetime(time.Hour)
+		cfg := m.config()
+		cfg.RefreshAhead = 2 * time.Hour
+		ts := cfg.TokenSource(m.ctx())
+		for range 3600 {
+			if _, err := ts.Token(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Second)
+		}
+		// About half the lifetime each: two or three tokens in an hour.
+		if n := m.requests(); n > 3 {
+			t.Errorf("%d token requests in an hour of 1-hour tokens, want at most 3", n)
+		}
+	})
+	for _, ahead := range []time.Duration{24 * time.Hour, 48 * time.Hour} {
+		cfg := testConfig("")
+		cfg.RefreshAhead = ahead
+		if w := fincalcauth.RefreshWindow(cfg, 24*time.Hour); w > 12*time.Hour || w < 12*time.Hour*95/100 {
+			t.Errorf("RefreshAhead %v on 24h tokens gives window %v, want about 12h", ahead, w)
+		}
+	}
+	cfg := testConfig("")
+	cfg.RefreshAhead = 23 * time.Hour
+	if w := fincalcauth.RefreshWindow(cfg, 24*time.Hour); w != 23*time.Hour {
+		t.Errorf("RefreshAhead 23h on 24h tokens gives window %v, want it exact", w)
 	}
 }

@@ -3,11 +3,13 @@ package fincalcauth
 import (
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 )
 
 // transport is the RoundTripper of Config.Client: it adds a bearer
-// token from its refresher and, when the API answers 401 to a cached
-// token, fetches a new token and replays the request once.
+// token from its refresher and, when the API answers 401, has the token
+// replaced and replays the request once.
 type transport struct {
 	r    *refresher
 	err  error // the Config's validation error, if any
@@ -19,30 +21,37 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, t.err
 	}
+	if !carriesToken(req) {
+		return t.base.RoundTrip(req)
+	}
 	e, err := t.r.token(req.Context())
 	if err != nil {
 		closeBody(req)
 		return nil, err
 	}
-	tok := e.tok
 	// A request whose body cannot be sent again is not replayed.
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 
 	req2 := req.Clone(req.Context())
-	tok.SetAuthHeader(req2)
+	e.tok.SetAuthHeader(req2)
 	resp, err := t.base.RoundTrip(req2)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
 	}
 
-	// The token was refused before its expiry: revoked, or the
-	// credentials were rotated. Forget it, whatever happens next.
-	t.r.drop(tok)
-	if !replayable {
+	// The token was refused before its expiry. Have it replaced, and if
+	// the request can be sent again, wait for the replacement and replay
+	// the request once with it.
+	fl := t.r.replace(e)
+	if fl == nil || !replayable {
 		return resp, nil
 	}
-	e2, err := t.r.token(req.Context())
-	if err != nil || e2.tok.AccessToken == tok.AccessToken {
+	select {
+	case <-fl.done:
+	case <-req.Context().Done():
+		return resp, nil
+	}
+	if fl.err != nil || fl.e.tok.AccessToken == e.tok.AccessToken {
 		return resp, nil
 	}
 	req3 := req.Clone(req.Context())
@@ -55,8 +64,41 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	e2.tok.SetAuthHeader(req3)
+	fl.e.tok.SetAuthHeader(req3)
 	return t.base.RoundTrip(req3)
+}
+
+// carriesToken reports whether req may carry the bearer token: it is the
+// request the caller made, or a redirect of it that net/http would send
+// the caller's own Authorization header on. That is, every hop since the
+// first went to the first request's host, or to a subdomain of its host.
+func carriesToken(req *http.Request) bool {
+	first := req
+	var hops []*http.Request
+	for first.Response != nil && first.Response.Request != nil && len(hops) < 100 {
+		hops = append(hops, first)
+		first = first.Response.Request
+	}
+	for _, h := range hops {
+		if h.URL.Host != first.URL.Host && !isDomainOrSubdomain(hostOf(h.URL), hostOf(first.URL)) {
+			return false
+		}
+	}
+	return true
+}
+
+func hostOf(u *url.URL) string { return strings.ToLower(u.Hostname()) }
+
+// isDomainOrSubdomain reports whether sub is parent or a subdomain of it,
+// as net/http decides it for redirects.
+func isDomainOrSubdomain(sub, parent string) bool {
+	if sub == parent {
+		return true
+	}
+	if strings.ContainsAny(sub, ":%") {
+		return false // an IPv6 address, not a host name
+	}
+	return strings.HasSuffix(sub, "."+parent)
 }
 
 // closeBody closes the body of a request that will not be sent, as a

@@ -2,17 +2,24 @@ package fincalcauth_test
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gofincalc/fincalcauth"
 	"github.com/gofincalc/fincalcauth/fincalcauthtest"
+	"github.com/gofincalc/fincalcauth/internal/memhttp"
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/oauth2"
 )
 
 // apiRecorder is an API handler that records what it was sent.
@@ -70,6 +77,8 @@ func TestRevokedTokenRecovery(t *testing.T) {
 			wantTokenCalls: 2,
 		},
 		{
+			// The token is still replaced, in the background, for the
+			// requests that follow.
 			name: "a body that cannot be replayed returns the 401",
 			request: func(u string) *http.Request {
 				r, _ := http.NewRequest("POST", u, io.NopCloser(strings.NewReader(`{"name":"x"}`)))
@@ -77,7 +86,7 @@ func TestRevokedTokenRecovery(t *testing.T) {
 			},
 			wantStatus:     401,
 			wantAPIBodies:  nil,
-			wantTokenCalls: 1,
+			wantTokenCalls: 2,
 		},
 		{
 			name:           "a second 401 is returned as is",
@@ -113,6 +122,9 @@ func TestRevokedTokenRecovery(t *testing.T) {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
+			for deadline := time.Now().Add(5 * time.Second); fake.TokenRequests() < tt.wantTokenCalls && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond) // a replacement fetched in the background
+			}
 			got := struct {
 				Status     int
 				APIBodies  []string
@@ -189,5 +201,154 @@ func TestClientFastPathTakesNoLock(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("a request with a fresh token waited for the refresher's lock")
+	}
+}
+
+// apiFake serves the memory fake's token endpoint, and hands every other
+// request to api, in memory.
+func apiFake(fake *fincalcauthtest.Server, api http.HandlerFunc) context.Context {
+	token := fake.Client().Transport
+	rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if r.URL.Path == fincalcauthtest.TokenPath {
+			return token.RoundTrip(r)
+		}
+		return memhttp.Transport{Handler: api}.RoundTrip(r)
+	})
+	return context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: rt})
+}
+
+func TestUnauthorizedStormIsRationed(t *testing.T) {
+	// An API that refuses every token (wrong scope, clock skew): 1000
+	// requests over 10 seconds cost a handful of token requests, and each
+	// caller gets its 401.
+	synctest.Test(t, func(t *testing.T) {
+		fake := fincalcauthtest.NewMemoryServer()
+		ctx := apiFake(fake, func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusUnauthorized)
+		})
+		client := fake.ClientConfig().Client(ctx)
+		for range 1000 {
+			resp, err := client.Get(fake.URL + "/api/v2/clients")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 401 {
+				t.Fatalf("status %d, want the API's 401", resp.StatusCode)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := fake.TokenRequests(); n > 8 {
+			t.Errorf("1000 refused requests cost %d token requests, want a handful", n)
+		}
+	})
+}
+
+func TestUnauthorizedWhileTokenEndpointDown(t *testing.T) {
+	// A 401 while the token endpoint is down does not cost the token
+	// that is still valid: the next request uses it.
+	synctest.Test(t, func(t *testing.T) {
+		fake := fincalcauthtest.NewMemoryServer()
+		var refuseNext atomic.Bool
+		var seen []string
+		ctx := apiFake(fake, func(w http.ResponseWriter, r *http.Request) {
+			seen = append(seen, r.Header.Get("Authorization"))
+			if refuseNext.Swap(false) {
+				w.WriteHeader(http.StatusUnauthorized)
+			}
+		})
+		client := fake.ClientConfig().Client(ctx)
+		get := func() (int, error) {
+			resp, err := client.Get(fake.URL + "/api/v2/clients")
+			if err != nil {
+				return 0, err
+			}
+			resp.Body.Close()
+			return resp.StatusCode, nil
+		}
+		if s, err := get(); s != 200 {
+			t.Fatalf("first request: %d, %v", s, err)
+		}
+		fake.FailAlways(fincalcauthtest.Fault{Status: 503})
+		refuseNext.Store(true)
+		if s, err := get(); s != 401 || err != nil {
+			t.Errorf("refused request: %d, %v; want the 401", s, err)
+		}
+		time.Sleep(time.Minute)
+		for i := range 3 {
+			if s, err := get(); s != 200 || err != nil {
+				t.Errorf("request %d after the 401: %d, %v; want 200 with the token still in hand", i, s, err)
+			}
+		}
+		for _, auth := range seen {
+			if auth != seen[0] {
+				t.Errorf("requests carried %q and %q; want the one token throughout", seen[0], auth)
+			}
+		}
+	})
+}
+
+func TestBearerTokenOnRedirects(t *testing.T) {
+	// The token goes where net/http would forward the caller's own
+	// Authorization header: the first request's host and its subdomains,
+	// and nowhere once a hop has left them.
+	tests := []struct {
+		name  string
+		hops  []string // hosts the request visits, the first its own
+		carry []bool   // whether each hop carried a token
+	}{
+		{"no redirect", []string{"api.fincalc.test"}, []bool{true}},
+		{"same host", []string{"api.fincalc.test", "api.fincalc.test"}, []bool{true, true}},
+		{"to a subdomain", []string{"api.fincalc.test", "v2.api.fincalc.test"}, []bool{true, true}},
+		{"to another host", []string{"api.fincalc.test", "evil.example"}, []bool{true, false}},
+		{"to a parent domain", []string{"api.fincalc.test", "fincalc.test"}, []bool{true, false}},
+		{"to a look-alike", []string{"api.fincalc.test", "xapi.fincalc.test"}, []bool{true, false}},
+		{"away and back", []string{"api.fincalc.test", "evil.example", "api.fincalc.test"}, []bool{true, false, false}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				fake := fincalcauthtest.NewMemoryServer()
+				var carried []bool
+				ctx := apiFake(fake, func(w http.ResponseWriter, r *http.Request) {
+					carried = append(carried, r.Header.Get("Authorization") != "")
+					if n := len(carried); n < len(tt.hops) {
+						http.Redirect(w, r, "https://"+tt.hops[n]+"/api/v2/clients", http.StatusFound)
+					}
+				})
+				resp, err := fake.ClientConfig().Client(ctx).Get("https://" + tt.hops[0] + "/api/v2/clients")
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if diff := cmp.Diff(tt.carry, carried); diff != "" {
+					t.Errorf("token carried at each hop (-want +got):\n%s", diff)
+				}
+			})
+		})
+	}
+}
+
+func TestCertificateFailureNotRetried(t *testing.T) {
+	// A certificate that does not verify will not verify on a retry.
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(answer(200, okBody("t", 60)))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.StartTLS()
+	defer srv.Close()
+	_, err := testConfig(srv.URL).Token(context.Background()) // the default client does not trust the test CA
+	if err == nil || !strings.Contains(err.Error(), "certificate") || !strings.Contains(err.Error(), "no retry") {
+		t.Errorf("Token() error = %v; want one that says the certificate failed and no retry helps", err)
+	}
+	var cv *tls.CertificateVerificationError
+	if !errors.As(err, &cv) {
+		t.Errorf("error %v has no *tls.CertificateVerificationError in its chain", err)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections; want 1: no retry", n)
 	}
 }
