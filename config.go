@@ -66,6 +66,16 @@ type Config struct {
 	// seconds of its expiry.
 	RefreshAhead time.Duration
 
+	// Store, if set, shares tokens with the other processes that use the
+	// same store and credentials: see [Store]. A source then looks in it
+	// before it fetches and saves what it fetches, and starts each
+	// refresh at a moment of its own, spread over the last fifth of the
+	// time between the token's issue and the refresh point that
+	// RefreshAhead sets, so that a fleet refreshes once per cycle rather
+	// than once per process. Nil keeps tokens in this process alone. A
+	// token taken from the store has no Extra fields.
+	Store Store
+
 	// Logger receives records about background refreshes: Warn when one
 	// fails (with the HTTP status, if any, and when the next attempt is
 	// due) and Debug when a fetch succeeds after retries. Nil means no
@@ -203,7 +213,8 @@ func (c Config) safe() plainConfig {
 }
 
 // LogValue makes log/slog log c as a group of its fields, with REDACTED
-// in place of a non-empty ClientSecret, and without Logger.
+// in place of a non-empty ClientSecret, whether a Store is set, and
+// without Logger.
 func (c Config) LogValue() slog.Value {
 	p := c.safe()
 	return slog.GroupValue(
@@ -213,21 +224,23 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("Scopes", p.Scopes),
 		slog.String("TokenURL", p.TokenURL),
 		slog.Duration("RefreshAhead", p.RefreshAhead),
+		slog.Bool("Store", p.Store != nil),
 	)
 }
 
 // MarshalJSON encodes c as encoding/json would encode a struct with
 // Config's fields, except that a non-empty ClientSecret is "REDACTED"
-// and Logger is left out. A Config decoded from that has ClientSecret
-// "REDACTED", which [Config.Validate] refuses: JSON written from a
-// Config can hold a configuration, never the secret.
+// and Store and Logger are left out. A Config decoded from that has
+// ClientSecret "REDACTED", which [Config.Validate] refuses: JSON written
+// from a Config can hold a configuration, never the secret.
 func (c Config) MarshalJSON() ([]byte, error) {
 	p := c.safe()
-	p.Logger = nil
 	return json.Marshal(struct {
-		plainConfig
-		Logger *slog.Logger `json:",omitempty"`
-	}{plainConfig: p})
+		ClientID, ClientSecret, EmailAddress string
+		Scopes                               []string
+		TokenURL                             string
+		RefreshAhead                         time.Duration
+	}{p.ClientID, p.ClientSecret, p.EmailAddress, p.Scopes, p.TokenURL, p.RefreshAhead})
 }
 
 // Format formats c as fmt would format a struct with Config's fields,

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/gofincalc/fincalcauth/internal/tokenstore"
 	"golang.org/x/oauth2"
 )
 
@@ -56,4 +57,25 @@ func LockClient(c *http.Client) (unlock func()) {
 func CutRedactor(secret string) func(b []byte) []byte {
 	r := newRedactor(secret)
 	return func(b []byte) []byte { return r.bytes(b, true) }
+}
+
+// RefreshOffset returns how long after a token's issue a new source of c
+// starts replacing a token of the given lifetime.
+func RefreshOffset(c *Config, lifetime time.Duration) time.Duration {
+	r := newRefresher(context.Background(), c)
+	now := time.Now()
+	e := r.newEntry(&oauth2.Token{AccessToken: "t", Expiry: now.Add(lifetime), ExpiresIn: int64(lifetime / time.Second)})
+	return e.refreshAt.Sub(now)
+}
+
+// StoreKey returns the key under which sources of c keep their token.
+func StoreKey(c *Config) string {
+	return tokenstore.New(c.ClientSecret, c.tokenURL(), c.ClientID, c.EmailAddress, c.Scopes).Name()
+}
+
+// SealFor seals a token as sources of c do, under key, for tests of
+// values that must not open.
+func SealFor(c *Config, access string, expiry time.Time) []byte {
+	b := tokenstore.New(c.ClientSecret, c.tokenURL(), c.ClientID, c.EmailAddress, c.Scopes)
+	return b.Seal(tokenstore.Token{AccessToken: access, TokenType: "Bearer", Expiry: expiry, ExpiresIn: 86400})
 }

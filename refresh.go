@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gofincalc/fincalcauth/internal/tokenstore"
 	"golang.org/x/oauth2"
 )
 
@@ -47,7 +48,11 @@ type refresher struct {
 	jitter       float64         // in [0, maxRefreshJitter): this source's share of the default window it gives up
 	logger       *slog.Logger
 
-	cur atomic.Pointer[entry] // nil until the first token, or after drop
+	store  Store           // Config.Store; nil for none
+	box    *tokenstore.Box // names and seals this source's tokens in store
+	spread float64         // in [0, 1): where in the last fifth before its refresh point this source starts, with a store
+
+	cur atomic.Pointer[entry] // nil until the first token
 
 	mu       sync.Mutex // guards the fields below
 	inflight *flight    // the fetch under way, if any
@@ -64,6 +69,7 @@ type entry struct {
 	tok        *oauth2.Token
 	refreshAt  time.Time // start replacing it from here on
 	validUntil time.Time // stop using it from here on
+	stored     []byte    // the sealed value under which the store holds it, if any
 }
 
 // flight is one fetch; done closes when e or err is set.
@@ -76,13 +82,19 @@ type flight struct {
 // newRefresher returns a refresher for c, which must be valid. It keeps
 // ctx's values but not its cancellation.
 func newRefresher(ctx context.Context, c *Config) *refresher {
-	return &refresher{
+	r := &refresher{
 		f:            newFetcher(ctx, c),
 		ctx:          context.WithoutCancel(ctx),
 		refreshAhead: c.RefreshAhead,
 		jitter:       rand.Float64() * maxRefreshJitter,
 		logger:       c.Logger,
 	}
+	if c.Store != nil {
+		r.store = c.Store
+		r.box = tokenstore.New(c.ClientSecret, c.tokenURL(), c.ClientID, c.EmailAddress, c.Scopes)
+		r.spread = rand.Float64()
+	}
+	return r
 }
 
 // window returns how long before expiry a token of the given lifetime
@@ -114,7 +126,7 @@ func (r *refresher) slowToken(ctx context.Context) (*entry, error) {
 		// Still valid, but due for replacement: answer now and let one
 		// background fetch replace it.
 		if !now.Before(e.refreshAt) && r.inflight == nil && !now.Before(r.nextTry) {
-			r.start()
+			r.start(nil)
 		}
 		r.mu.Unlock()
 		return e, nil
@@ -126,7 +138,7 @@ func (r *refresher) slowToken(ctx context.Context) (*entry, error) {
 			r.mu.Unlock()
 			return nil, err
 		}
-		fl = r.start()
+		fl = r.start(nil)
 	}
 	r.mu.Unlock()
 	select {
@@ -137,17 +149,19 @@ func (r *refresher) slowToken(ctx context.Context) (*entry, error) {
 	}
 }
 
-// start begins a fetch in a goroutine of its own. r.mu must be held.
-func (r *refresher) start() *flight {
+// start begins a fetch in a goroutine of its own, of a token to replace
+// the current one; refused, if set, is a token the API refused. r.mu
+// must be held.
+func (r *refresher) start(refused *entry) *flight {
 	fl := &flight{done: make(chan struct{})}
 	r.inflight = fl
-	go r.run(fl)
+	go r.run(fl, r.cur.Load(), refused)
 	return fl
 }
 
-func (r *refresher) run(fl *flight) {
+func (r *refresher) run(fl *flight, cur, refused *entry) {
 	ctx, cancel := context.WithTimeoutCause(r.ctx, fetchTimeout, errFetchTimeout)
-	tok, err := r.f.fetch(ctx)
+	e, err := r.obtain(ctx, cur, refused)
 	cancel()
 	now := time.Now()
 
@@ -155,7 +169,7 @@ func (r *refresher) run(fl *flight) {
 	r.inflight = nil
 	fl.err = err
 	if err == nil {
-		fl.e = r.newEntry(tok)
+		fl.e = e
 		r.cur.Store(fl.e)
 		r.lastErr, r.failures = nil, 0
 		r.nextTry = now.Add(firstCooldown)
@@ -201,10 +215,19 @@ func statusOf(err error) int {
 }
 
 // newEntry schedules tok's replacement.
+//
+// With a store, sources that share it share one token, and so one
+// expiry: each starts its refresh at a moment of its own over the last
+// fifth of the time between the token's issue and the refresh point, so
+// that the first to start saves a token the others find.
 func (r *refresher) newEntry(tok *oauth2.Token) *entry {
 	lifetime := time.Duration(tok.ExpiresIn) * time.Second
 	validUntil := tok.Expiry.Add(-expiryDelta)
 	refreshAt := tok.Expiry.Add(-r.window(lifetime))
+	if r.store != nil {
+		issued := tok.Expiry.Add(-lifetime)
+		refreshAt = refreshAt.Add(-time.Duration(float64(refreshAt.Sub(issued)) * r.spread / 5))
+	}
 	if refreshAt.After(validUntil) {
 		refreshAt = validUntil
 	}
@@ -246,7 +269,7 @@ func (r *refresher) replace(e *entry) *flight {
 	}
 	r.refusals++
 	r.nextRefusal = now.Add(cooldown(r.refusals))
-	return r.start()
+	return r.start(e)
 }
 
 var closedChan = func() chan struct{} {

@@ -1,0 +1,122 @@
+// Package tokenstore names and seals the tokens that fincalcauth keeps in
+// a store, so that the store learns nothing: the library and the
+// fincalc-token command share it.
+//
+// A key name is an HMAC-SHA256, under a key derived from the client
+// secret, of the token URL, client ID, email address and set of scopes:
+// it reveals none of them and differs whenever any of them, or the
+// secret, differs. A value is the token sealed with AES-256-GCM under
+// another key derived from the secret, with the key name as additional
+// data, so that a value copied to another key does not open. Without
+// the client secret, someone who reads the store can neither use a token
+// nor forge one.
+package tokenstore
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"slices"
+	"time"
+)
+
+// version is the first byte of a sealed value; a value of another
+// version does not open.
+const version = 1
+
+// MaxValue is the largest sealed value that Open reads; a store may
+// refuse to return more.
+const MaxValue = 16 << 10
+
+// salt is the HKDF salt of every key the package derives.
+var salt = []byte("fincalcauth token store")
+
+// Token is what a sealed value holds: enough to use the token and to
+// schedule its refresh.
+type Token struct {
+	AccessToken string    `json:"access_token"`
+	TokenType   string    `json:"token_type"`
+	Expiry      time.Time `json:"expiry"`
+	ExpiresIn   int64     `json:"expires_in"` // the lifetime FinCalc gave, in seconds
+}
+
+// Box names and seals the tokens of one set of credentials.
+type Box struct {
+	name string
+	aead cipher.AEAD
+}
+
+// New returns the Box for the given credentials. The order of scopes,
+// and repeats, do not matter.
+func New(secret, tokenURL, clientID, email string, scopes []string) *Box {
+	nameKey := derive(secret, "key name")
+	sealKey := derive(secret, "seal v1")
+
+	scopes = slices.Clone(scopes)
+	slices.Sort(scopes)
+	scopes = slices.Compact(scopes)
+	mac := hmac.New(sha256.New, nameKey)
+	for _, part := range append([]string{tokenURL, clientID, email}, scopes...) {
+		binary.Write(mac, binary.BigEndian, uint64(len(part)))
+		mac.Write([]byte(part))
+	}
+	block, err := aes.NewCipher(sealKey)
+	if err != nil {
+		panic("tokenstore: " + err.Error()) // a 32-byte key always makes a cipher
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		panic("tokenstore: " + err.Error())
+	}
+	return &Box{name: hex.EncodeToString(mac.Sum(nil)[:20]), aead: aead}
+}
+
+func derive(secret, purpose string) []byte {
+	k, err := hkdf.Key(sha256.New, []byte(secret), salt, "fincalcauth "+purpose, 32)
+	if err != nil {
+		panic("tokenstore: " + err.Error()) // 32 bytes of SHA-256 HKDF never fails
+	}
+	return k
+}
+
+// Name returns the key name: 40 lower-case hex digits.
+func (b *Box) Name() string { return b.name }
+
+// Seal returns t sealed for b's key name.
+func (b *Box) Seal(t Token) []byte {
+	plain, err := json.Marshal(t)
+	if err != nil {
+		panic("tokenstore: " + err.Error()) // strings, a time and an integer always encode
+	}
+	out := make([]byte, 1+b.aead.NonceSize(), 1+b.aead.NonceSize()+len(plain)+b.aead.Overhead())
+	out[0] = version
+	rand.Read(out[1:])
+	return b.aead.Seal(out, out[1:], plain, b.additional())
+}
+
+// Open returns the token sealed in v, and false for a value that does
+// not open: tampered with, sealed for another key name or other
+// credentials, of another version, or larger than MaxValue.
+func (b *Box) Open(v []byte) (Token, bool) {
+	n := b.aead.NonceSize()
+	if len(v) > MaxValue || len(v) < 1+n || v[0] != version {
+		return Token{}, false
+	}
+	plain, err := b.aead.Open(nil, v[1:1+n], v[1+n:], b.additional())
+	if err != nil {
+		return Token{}, false
+	}
+	var t Token
+	if json.Unmarshal(plain, &t) != nil || t.AccessToken == "" || t.ExpiresIn <= 0 {
+		return Token{}, false
+	}
+	return t, true
+}
+
+func (b *Box) additional() []byte { return []byte("fincalcauth token v1\x00" + b.name) }
