@@ -224,12 +224,12 @@ func (r *refresher) newEntry(tok *oauth2.Token) *entry {
 	lifetime := time.Duration(tok.ExpiresIn) * time.Second
 	validUntil := tok.Expiry.Add(-expiryDelta)
 	refreshAt := tok.Expiry.Add(-r.window(lifetime))
+	if refreshAt.After(validUntil) {
+		refreshAt = validUntil
+	}
 	if r.store != nil {
 		issued := tok.Expiry.Add(-lifetime)
 		refreshAt = refreshAt.Add(-time.Duration(float64(refreshAt.Sub(issued)) * r.spread / 5))
-	}
-	if refreshAt.After(validUntil) {
-		refreshAt = validUntil
 	}
 	return &entry{tok: tok, refreshAt: refreshAt, validUntil: validUntil}
 }

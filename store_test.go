@@ -186,6 +186,12 @@ func TestStoreSpreadsRefreshes(t *testing.T) {
 	if len(seen) < 50 {
 		t.Errorf("100 sources share %d refresh moments; want them spread", len(seen))
 	}
+	// Spread below validity's end too: 12 s tokens are used until 2 s.
+	for range 100 {
+		if got := fincalcauth.RefreshOffset(cfg, 12*time.Second); got <= 1600*time.Millisecond || got > 2*time.Second {
+			t.Fatalf("12s tokens with a store: refresh %v after issue, want in (1.6s, 2s]", got)
+		}
+	}
 	cfg.RefreshAhead = 0 // the default window, half the lifetime
 	if got := fincalcauth.RefreshOffset(cfg, 24*time.Hour); got < 24*time.Hour*4/10 || got > 24*time.Hour*525/1000 {
 		t.Errorf("default window with a store: refresh %v after issue of a 24h token", got)
