@@ -111,8 +111,15 @@ var libs = []string{"fincalcauth", "clientcredentials"}
 func BenchmarkCachedToken(b *testing.B) {
 	e := newBenchEndpoints(b, 0, 86400)
 	srcs := e.sources(b, context.Background())
+	// The hot path with a store configured: lib=fincalcauth-store.
+	withStore := e.ours(0)
+	withStore.Store = fincalcauth.NewFileStore(b.TempDir())
+	srcs["fincalcauth-store"] = withStore.TokenSource(context.Background())
+	if _, err := srcs["fincalcauth-store"].Token(); err != nil {
+		b.Fatal(err)
+	}
 	for _, mode := range []string{"serial", "parallel"} {
-		for _, lib := range libs {
+		for _, lib := range append(libs, "fincalcauth-store") {
 			ts := srcs[lib]
 			b.Run("lib="+lib+"/mode="+mode, func(b *testing.B) {
 				b.ReportAllocs()

@@ -1,0 +1,76 @@
+// Package redisstore keeps fincalcauth's tokens in Redis, so that every
+// process of a fleet shares one token through the Redis it already runs:
+//
+//	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
+//	cfg.Store = redisstore.New(rdb)
+//
+// Redis learns nothing from it: fincalcauth seals each value with a key
+// derived from the client secret and names each key with a keyed hash
+// (see [fincalcauth.Store]). Every key starts with [Prefix], and an entry
+// expires with its token. fincalcauth bounds each call of the store
+// itself, so that neither a Redis that is down or slow nor a client built
+// without ContextTimeoutEnabled can hold a caller up for longer than
+// about a second.
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Prefix starts every key that a Store writes.
+const Prefix = "fincalcauth:"
+
+// maxValue is the longest value that Load reads: a sealed token is far
+// shorter, and a longer value is not one of ours.
+const maxValue = 16 << 10
+
+// Store is a [github.com/gofincalc/fincalcauth.Store] in Redis. It is safe
+// for concurrent use.
+type Store struct {
+	client redis.UniversalClient
+}
+
+// New returns a Store that keeps its entries through client, go-redis
+// v9's UniversalClient: a single node, Sentinel or Cluster.
+func New(client redis.UniversalClient) *Store {
+	return &Store{client: client}
+}
+
+// Load returns the value under Prefix+key, or nil if there is none or it
+// is larger than a sealed token can be.
+func (s *Store) Load(ctx context.Context, key string) ([]byte, error) {
+	v, err := s.client.GetRange(ctx, Prefix+key, 0, maxValue).Bytes()
+	if errors.Is(err, redis.Nil) || len(v) == 0 || len(v) > maxValue {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// Save sets Prefix+key to value, to expire at expiry (SET with PXAT). An
+// expiry already past saves nothing.
+func (s *Store) Save(ctx context.Context, key string, value []byte, expiry time.Time) error {
+	if !time.Now().Before(expiry) {
+		return nil
+	}
+	return s.client.Do(ctx, "SET", Prefix+key, value, "PXAT", expiry.UnixMilli()).Err()
+}
+
+// deleteIfHolds deletes KEYS[1] if it holds ARGV[1], atomically.
+var deleteIfHolds = redis.NewScript(`
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+	return redis.call("DEL", KEYS[1])
+end
+return 0`)
+
+// Delete removes Prefix+key if it still holds value, atomically: a value
+// that another process saved meanwhile stays.
+func (s *Store) Delete(ctx context.Context, key string, value []byte) error {
+	return deleteIfHolds.Run(ctx, s.client, []string{Prefix + key}, value).Err()
+}
