@@ -1,19 +1,13 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io/fs"
+	"context"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/gofincalc/fincalcauth"
+	"github.com/gofincalc/fincalcauth/internal/tokenstore"
 	"golang.org/x/oauth2"
 )
 
@@ -21,18 +15,52 @@ import (
 // reused: long enough for the command that uses it.
 const minRemaining = 5 * time.Minute
 
-// cache holds tokens in files, one per key, readable by the user alone.
+// cache is the command's token cache: the library's file store, with the
+// library's key names and sealing, so that the command and a service
+// whose Config.Store is a FileStore in the same folder share one token.
 // A nil *cache holds nothing.
 type cache struct {
-	dir string
-	key string
+	store *fincalcauth.FileStore
+	box   *tokenstore.Box
 }
 
-// entry is a cache file's content. It holds no secret but the token.
-type entry struct {
-	AccessToken string    `json:"access_token"`
-	TokenType   string    `json:"token_type"`
-	Expiry      time.Time `json:"expiry"`
+// newCache returns the cache of cfg's token in dir.
+func newCache(dir string, cfg *fincalcauth.Config) *cache {
+	tokenURL := cfg.TokenURL
+	if tokenURL == "" {
+		tokenURL = fincalcauth.TokenURL
+	}
+	return &cache{
+		store: fincalcauth.NewFileStore(dir),
+		box:   tokenstore.New(cfg.ClientSecret, tokenURL, cfg.ClientID, cfg.EmailAddress, cfg.Scopes),
+	}
+}
+
+// load returns the cached token if it has more than minRemaining left at
+// now. A missing, unreadable, tampered or expiring entry is no token.
+func (c *cache) load(ctx context.Context, now time.Time) *oauth2.Token {
+	if c == nil {
+		return nil
+	}
+	v, err := c.store.Load(ctx, c.box.Name())
+	if err != nil || v == nil {
+		return nil
+	}
+	t, ok := c.box.Open(v)
+	if !ok || t.Expiry.Sub(now) <= minRemaining {
+		return nil
+	}
+	return &oauth2.Token{AccessToken: t.AccessToken, TokenType: t.TokenType, Expiry: t.Expiry,
+		ExpiresIn: int64(t.Expiry.Sub(now) / time.Second)}
+}
+
+// save stores tok, sealed, until its expiry.
+func (c *cache) save(ctx context.Context, tok *oauth2.Token) error {
+	if c == nil {
+		return nil
+	}
+	v := c.box.Seal(tokenstore.Token{AccessToken: tok.AccessToken, TokenType: tok.Type(), Expiry: tok.Expiry, ExpiresIn: tok.ExpiresIn})
+	return c.store.Save(ctx, c.box.Name(), v, tok.Expiry)
 }
 
 // cacheDir returns the cache's folder, or "" if the user has none.
@@ -42,97 +70,4 @@ func cacheDir() string {
 		return ""
 	}
 	return filepath.Join(dir, "fincalcauth")
-}
-
-// cacheKey names the token of cfg: its token URL, client ID, email
-// address, set of scopes and a hash of its secret, so that a change to
-// any of them is another entry. The secret itself is not recoverable
-// from the key.
-func cacheKey(cfg *fincalcauth.Config) string {
-	scopes := slices.Clone(cfg.Scopes)
-	slices.Sort(scopes)
-	scopes = slices.Compact(scopes)
-	tokenURL := cfg.TokenURL
-	if tokenURL == "" {
-		tokenURL = fincalcauth.TokenURL
-	}
-	secret := sha256.Sum256([]byte("fincalc-token secret\x00" + cfg.ClientSecret))
-	h := sha256.New()
-	for _, part := range []string{tokenURL, cfg.ClientID, cfg.EmailAddress, strings.Join(scopes, " "), hex.EncodeToString(secret[:])} {
-		fmt.Fprintf(h, "%d:%s\x00", len(part), part)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:40]
-}
-
-func (c *cache) path() string {
-	return filepath.Join(c.dir, "token-"+c.key+".json")
-}
-
-// load returns the cached token if it has more than minRemaining left at
-// now. A missing, unreadable or corrupt entry is no token.
-func (c *cache) load(now time.Time) *oauth2.Token {
-	if c == nil {
-		return nil
-	}
-	b, err := os.ReadFile(c.path())
-	if err != nil {
-		return nil
-	}
-	var e entry
-	if json.Unmarshal(b, &e) != nil || e.AccessToken == "" || e.Expiry.Sub(now) <= minRemaining {
-		return nil
-	}
-	return &oauth2.Token{AccessToken: e.AccessToken, TokenType: e.TokenType, Expiry: e.Expiry,
-		ExpiresIn: int64(e.Expiry.Sub(now) / time.Second)}
-}
-
-// store writes tok atomically: to a temporary file of mode 0600 in the
-// cache's folder, renamed over the entry, so that concurrent runs never
-// see a torn file.
-func (c *cache) store(tok *oauth2.Token) error {
-	if c == nil {
-		return nil
-	}
-	if err := os.MkdirAll(c.dir, 0o700); err != nil {
-		return err
-	}
-	// MkdirAll leaves an existing folder as it is.
-	if err := os.Chmod(c.dir, 0o700); err != nil {
-		return err
-	}
-	b, err := json.Marshal(entry{AccessToken: tok.AccessToken, TokenType: tok.Type(), Expiry: tok.Expiry})
-	if err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(c.dir, ".token-*.tmp") // mode 0600
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Chmod(0o600)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, c.path())
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
-}
-
-// clear removes the entry, if any.
-func (c *cache) clear() error {
-	err := os.Remove(c.path())
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	return err
 }

@@ -32,15 +32,16 @@
 // # Cache
 //
 // A token is reused across runs while it has more than 5 minutes left. It
-// is kept in a file under the user's cache directory
-// ($XDG_CACHE_HOME/fincalcauth on Linux; see os.UserCacheDir) that only
-// the user can read: the directory has mode 0700 and the file 0600. Each
-// token URL, client ID, email address and set of scopes has an entry of
-// its own, and so does each client secret, of which only a hash is part
-// of the file's name; the secret is not stored. A file that cannot be read
-// as a token is replaced. -no-cache neither reads nor writes the cache;
-// -clear-cache removes the entry of the current settings and fetches
-// nothing.
+// is kept by the library's file store (see fincalcauth.FileStore) in the
+// user's cache folder ($XDG_CACHE_HOME/fincalcauth on Linux; see
+// os.UserCacheDir), which only the user can read: the folder has mode
+// 0700 and its files 0600. Entries are sealed with a key derived from the
+// client secret and named by a keyed hash of the token URL, client ID,
+// email address and set of scopes, so that the folder shows neither the
+// token nor the settings, and a service whose Config.Store is a FileStore
+// in the same folder shares the token. An entry that cannot be opened is
+// replaced. -no-cache neither reads nor writes the cache; -clear-cache
+// removes the entry of the current settings and fetches nothing.
 //
 // # Demo
 //
@@ -229,7 +230,7 @@ func readSecret(path string, stdin io.Reader) (string, error) {
 // fetchAndPrint prints a token for cfg, from the cache in dir when it
 // can. dir "" means no cache.
 func fetchAndPrint(ctx context.Context, cfg *fincalcauth.Config, o options, dir string, stdout, stderr io.Writer) int {
-	c := &cache{dir: dir, key: cacheKey(cfg)}
+	c := newCache(dir, cfg)
 	if o.noCache || dir == "" {
 		c = nil
 	}
@@ -238,7 +239,7 @@ func fetchAndPrint(ctx context.Context, cfg *fincalcauth.Config, o options, dir 
 			fmt.Fprintln(stderr, "fincalc-token: -clear-cache: no cache to clear")
 			return exitUsage
 		}
-		if err := c.clear(); err != nil {
+		if err := c.store.Clear(); err != nil {
 			fmt.Fprintln(stderr, "fincalc-token:", err)
 			return exitFail
 		}
@@ -256,7 +257,7 @@ func fetchAndPrint(ctx context.Context, cfg *fincalcauth.Config, o options, dir 
 // obtain returns a token for cfg from c, or fetches one and stores it in
 // c. A nil c is no cache.
 func obtain(ctx context.Context, cfg *fincalcauth.Config, c *cache, stderr io.Writer) (*oauth2.Token, error) {
-	if tok := c.load(time.Now()); tok != nil {
+	if tok := c.load(ctx, time.Now()); tok != nil {
 		return tok, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
@@ -265,7 +266,7 @@ func obtain(ctx context.Context, cfg *fincalcauth.Config, c *cache, stderr io.Wr
 	if err != nil {
 		return nil, err
 	}
-	if err := c.store(tok); err != nil {
+	if err := c.save(ctx, tok); err != nil {
 		fmt.Fprintln(stderr, "fincalc-token: warning: token not cached:", err)
 	}
 	return tok, nil

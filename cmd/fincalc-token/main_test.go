@@ -153,7 +153,8 @@ func TestCacheFileModes(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(e.cache, "fincalcauth"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if r := e.run(""); r.Code != 0 {
+	r := e.run("")
+	if r.Code != 0 {
 		t.Fatal(r)
 	}
 	dir, err := os.Stat(filepath.Join(e.cache, "fincalcauth"))
@@ -173,9 +174,13 @@ func TestCacheFileModes(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("modes (-want +got):\n%s", diff)
 	}
+	// Sealed: the file holds neither the secret nor the token, and its
+	// name none of the settings.
 	b, _ := os.ReadFile(files[0])
-	if strings.Contains(string(b), fincalcauthtest.ClientSecret) {
-		t.Errorf("cache file holds the secret")
+	for _, s := range []string{fincalcauthtest.ClientSecret, strings.TrimSpace(r.Stdout), fincalcauthtest.ClientID, fincalcauthtest.EmailAddress} {
+		if strings.Contains(string(b)+files[0], s) {
+			t.Errorf("cache file %s shows %q", files[0], s)
+		}
 	}
 }
 
@@ -200,9 +205,9 @@ func TestCorruptCache(t *testing.T) {
 			if r.Code != 0 || !e.issued(r) || e.srv.TokenRequests() != 2 {
 				t.Fatalf("run with a %s cache file: %+v", name, r)
 			}
-			b, _ := os.ReadFile(files[0])
-			if !strings.Contains(string(b), strings.TrimSpace(r.Stdout)) {
-				t.Errorf("the %s cache file was not replaced: %s", name, b)
+			// Replaced: the next run takes the new token from it.
+			if again := e.run(""); again.Stdout != r.Stdout || e.srv.TokenRequests() != 2 {
+				t.Errorf("the %s cache file was not replaced: %+v", name, again)
 			}
 		})
 	}
@@ -340,10 +345,10 @@ func TestConcurrentRuns(t *testing.T) {
 	if len(files) != 1 {
 		t.Fatalf("cache files after concurrent runs: %v", files)
 	}
-	b, _ := os.ReadFile(files[0])
-	var entry map[string]any
-	if err := json.Unmarshal(b, &entry); err != nil {
-		t.Errorf("torn cache file: %q", b)
+	// Not torn: a further run opens it, and sends no request.
+	before := e.srv.TokenRequests()
+	if r := e.run(""); r.Code != 0 || !e.issued(r) || e.srv.TokenRequests() != before {
+		t.Errorf("a run after concurrent runs: %+v, %d token requests before, %d after", r, before, e.srv.TokenRequests())
 	}
 }
 
