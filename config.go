@@ -76,10 +76,13 @@ type Config struct {
 	// token taken from the store has no Extra fields.
 	Store Store
 
-	// Logger receives records about background refreshes: Warn when one
-	// fails (with the HTTP status, if any, and when the next attempt is
-	// due) and Debug when a fetch succeeds after retries. Nil means no
-	// logging. No record contains the client secret or a token.
+	// Logger receives records about fetches: Warn when one of a source or
+	// client fails (with the HTTP status, if any, and when the next
+	// attempt is due) or its store fails, and Debug for each attempt
+	// (its status), each wait before a retry (how long, and whether for
+	// backoff or a Retry-After) and a fetch that succeeds after retries.
+	// Nil means no logging. No record contains the client secret or a
+	// token.
 	Logger *slog.Logger
 }
 
@@ -135,7 +138,7 @@ func (c *Config) Validate() error {
 	}
 	for i, s := range c.Scopes {
 		if s == "" || strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 || !utf8.ValidString(s) {
-			bad("Scopes", fmt.Sprintf("entry %d (%q) is empty or contains white space or control characters", i, s))
+			bad("Scopes", fmt.Sprintf("%q (entry %d) is empty or contains white space or control characters", s, i))
 		}
 	}
 	if err := checkTokenURL(c.tokenURL()); err != "" {
@@ -187,7 +190,7 @@ func checkTokenURL(raw string) string {
 		}
 		return fmt.Sprintf("%q uses plain http to a host that is not loopback; the client secret is never sent in clear text", u.Redacted())
 	default:
-		return fmt.Sprintf("%q: scheme %q is not https", u.Redacted(), u.Scheme)
+		return fmt.Sprintf("%q has scheme %q, not https", u.Redacted(), u.Scheme)
 	}
 }
 

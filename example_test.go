@@ -160,14 +160,14 @@ func ExampleConfig_logger() {
 	defer fake.Close()
 
 	// Logger gets a Warn record for each failed fetch of a source or
-	// client, and a Debug record for a fetch that needed retries. This
-	// handler leaves out the time and the token's expiry, which change
+	// client, and Debug records of each attempt and wait. This handler
+	// leaves out the time, the wait and the token's expiry, which change
 	// from run to run.
 	cfg := fake.ClientConfig()
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
 		Level: slog.LevelDebug,
 		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
-			if a.Key == slog.TimeKey || a.Key == "expiry" {
+			if a.Key == slog.TimeKey || a.Key == "expiry" || a.Key == "wait" {
 				return slog.Attr{}
 			}
 			return a
@@ -178,5 +178,8 @@ func ExampleConfig_logger() {
 		log.Fatal(err)
 	}
 	// Output:
+	// level=DEBUG msg="fincalcauth: token request answered" attempt=1 status="503 Service Unavailable"
+	// level=DEBUG msg="fincalcauth: waiting before the next attempt" reason=backoff
+	// level=DEBUG msg="fincalcauth: token request answered" attempt=2 status="200 OK"
 	// level=DEBUG msg="fincalcauth: token fetched after retries" attempts=2
 }

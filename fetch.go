@@ -119,6 +119,7 @@ func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastRe
 
 // outcome is the result of one attempt.
 type outcome struct {
+	status     string // the answer's status line, redacted, or what failed
 	tok        *oauth2.Token
 	err        error
 	transient  bool          // worth another attempt
@@ -144,9 +145,10 @@ func (f *fetcher) retry(ctx context.Context) (*oauth2.Token, error) {
 			return nil, stopped(ctx, attempt-1, last)
 		}
 		o := f.attempt(ctx)
+		f.debug(ctx, "fincalcauth: token request answered", slog.Int("attempt", attempt), slog.String("status", o.status))
 		if o.err == nil {
-			if attempt > 1 && f.logger != nil {
-				f.logger.LogAttrs(ctx, slog.LevelDebug, "fincalcauth: token fetched after retries",
+			if attempt > 1 {
+				f.debug(ctx, "fincalcauth: token fetched after retries",
 					slog.Int("attempts", attempt), slog.Time("expiry", o.tok.Expiry))
 			}
 			return o.tok, nil
@@ -170,6 +172,11 @@ func (f *fetcher) retry(ctx context.Context) (*oauth2.Token, error) {
 			}
 			wait = sleepBudget - slept
 		}
+		reason := "backoff"
+		if wait == o.retryAfter {
+			reason = "Retry-After"
+		}
+		f.debug(ctx, "fincalcauth: waiting before the next attempt", slog.Duration("wait", wait), slog.String("reason", reason))
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -178,6 +185,13 @@ func (f *fetcher) retry(ctx context.Context) (*oauth2.Token, error) {
 		case <-t.C:
 		}
 		slept += wait
+	}
+}
+
+// debug logs a record at Debug level, if there is a logger.
+func (f *fetcher) debug(ctx context.Context, msg string, attrs ...slog.Attr) {
+	if f.logger != nil {
+		f.logger.LogAttrs(ctx, slog.LevelDebug, msg, attrs...)
 	}
 }
 
@@ -217,20 +231,21 @@ func (f *fetcher) attempt(ctx context.Context) outcome {
 	resp, err := f.client.Do(req)
 	if err != nil {
 		if verificationFailed(err) {
-			return outcome{err: f.transportError("token request failed: the server's TLS certificate could not be verified, which no retry can mend", err)}
+			return outcome{status: "certificate not verified", err: f.transportError("token request failed: the server's TLS certificate could not be verified, which no retry can mend", err)}
 		}
-		return outcome{err: f.transportError("token request failed", err), transient: true}
+		return outcome{status: "no answer", err: f.transportError("token request failed", err), transient: true}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodySize+1))
 	if err != nil {
-		return outcome{err: f.transportError("reading token response ("+f.red.text(resp.Status, maxDescription)+")", err), transient: true}
+		status := f.red.text(resp.Status, maxDescription)
+		return outcome{status: status, err: f.transportError("reading token response ("+status+")", err), transient: true}
 	}
 	cut := len(body) > maxBodySize
 	if cut {
 		body = body[:maxBodySize]
 	}
-	o := outcome{transient: transientStatus(resp.StatusCode)}
+	o := outcome{status: f.red.text(resp.Status, maxDescription), transient: transientStatus(resp.StatusCode)}
 	if cut && resp.StatusCode/100 == 2 {
 		o.err = answer{resp: resp, body: body, cut: true, red: f.red}.malformed("larger than 1 MiB")
 		return o

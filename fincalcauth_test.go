@@ -415,7 +415,8 @@ func TestNoRedirect(t *testing.T) {
 	defer srv.Close()
 
 	_, err := testConfig(srv.URL).Token(context.Background())
-	checkFailure(t, err, failure{Status: 307, Text: "307"})
+	otherHost := strings.TrimPrefix(other.URL, "http://")
+	checkFailure(t, err, failure{Status: 307, Text: "307 Temporary Redirect: redirects are not followed, so that the secret goes to the token URL alone (this one is to " + otherHost + ")"})
 	if n := elsewhere.n.Load(); n != 0 {
 		t.Errorf("redirect followed: the other server got %d requests", n)
 	}

@@ -442,7 +442,13 @@ func TestBackgroundRefreshFailure(t *testing.T) {
 				if warn < fetches {
 					t.Errorf("%d Warn records for %d failed background fetches", warn, fetches)
 				}
-				record, _, _ := strings.Cut(logs.String(), "\n")
+				var record string // the first Warn record
+				for _, line := range strings.Split(logs.String(), "\n") {
+					if strings.Contains(line, `"level":"WARN"`) {
+						record = line
+						break
+					}
+				}
 				for _, want := range []string{`"status":503`, `"next_attempt"`, "background token refresh failed"} {
 					if !strings.Contains(record, want) {
 						t.Errorf("log record %s lacks %s", record, want)

@@ -220,6 +220,9 @@ func (a answer) refused(message json.RawMessage) error {
 	if a.resp.StatusCode >= 200 && a.resp.StatusCode < 300 {
 		msg = "token request refused (" + re.Response.Status + ` with "success": false)`
 	}
+	if loc, err := a.resp.Location(); err == nil && a.resp.StatusCode/100 == 3 {
+		msg += ": redirects are not followed, so that the secret goes to the token URL alone (this one is to " + a.red.text(loc.Host, maxDescription) + ")"
+	}
 	if re.ErrorDescription != "" {
 		msg += ": " + truncate(re.ErrorDescription, maxDescription)
 	}
