@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/gofincalc/fincalcauth"
@@ -63,11 +63,32 @@ func (c *cache) save(ctx context.Context, tok *oauth2.Token) error {
 	return c.store.Save(ctx, c.box.Name(), v, tok.Expiry)
 }
 
-// cacheDir returns the cache's folder, or "" if the user has none.
-func cacheDir() string {
-	dir, err := os.UserCacheDir()
-	if err != nil {
+// cacheDir returns the cache's folder, as os.UserCacheDir would find it
+// in the environment getenv reads, or "" if the user has none.
+func cacheDir(getenv func(string) string) string {
+	var base string
+	switch runtime.GOOS {
+	case "windows":
+		base = getenv("LocalAppData")
+	case "darwin", "ios":
+		if home := getenv("HOME"); home != "" {
+			base = filepath.Join(home, "Library", "Caches")
+		}
+	case "plan9":
+		if home := getenv("home"); home != "" {
+			base = filepath.Join(home, "lib", "cache")
+		}
+	default:
+		base = getenv("XDG_CACHE_HOME")
+		if !filepath.IsAbs(base) {
+			base = ""
+			if home := getenv("HOME"); home != "" {
+				base = filepath.Join(home, ".cache")
+			}
+		}
+	}
+	if base == "" {
 		return ""
 	}
-	return filepath.Join(dir, "fincalcauth")
+	return filepath.Join(base, "fincalcauth")
 }
