@@ -272,7 +272,8 @@ func (r redactor) response(resp *http.Response) *http.Response {
 // each base form (raw, URL-encoded, HTML-escaped) as it stands and as
 // each JSON encoder writes it (Go's, PHP's json_encode, Symfony's
 // JsonResponse, every rune escaped, Go's %q), with "/" as is or as "\/",
-// and with the hex digits of its escapes in either case.
+// and with the hex digits of its escapes in either case; and Go's JSON of
+// it, as the request body holds it, URL-encoded or HTML-escaped.
 func spellings(secret string) []string {
 	seen := map[string]bool{}
 	var forms []string
@@ -311,6 +312,15 @@ func spellings(secret string) []string {
 		}
 		if quoted := strconv.Quote(base); len(quoted) >= 2 {
 			add(quoted[1 : len(quoted)-1]) // Go's %q, as net/http quotes a bad line
+		}
+	}
+	// The other way round: an echo of the request body, which is JSON,
+	// URL-encoded or HTML-escaped.
+	for _, style := range []jsonStyle{goPlain, goHTML} {
+		f := jsonEscape(secret, style)
+		q, p := url.QueryEscape(f), url.PathEscape(f)
+		for _, g := range []string{q, p, lowerHexEscapes(q, "%", 2), lowerHexEscapes(p, "%", 2), html.EscapeString(f)} {
+			add(g)
 		}
 	}
 	// Longest first, so that a spelling that holds another is replaced whole.

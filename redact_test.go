@@ -109,6 +109,8 @@ func makeSpellings(secret string) map[string]string {
 		"HTML, named entities": strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `'`, "&apos;", `"`, "&quot;").Replace(secret),
 		"HTML, hex entities":   strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `'`, "&#x27;", `"`, "&#x22;").Replace(secret),
 		"JSON of HTML":         jsonOf(html.EscapeString(secret)),
+		"URL of JSON":          url.QueryEscape(jsonOf(secret)),
+		"HTML of JSON":         html.EscapeString(jsonOf(secret)),
 	}
 }
 
@@ -292,6 +294,10 @@ func TestSecretNeverReported(t *testing.T) {
 					io.WriteString(w, body)
 				}))
 				checkNoLeak(t, err, logs, secret)
+				var re *oauth2.RetrieveError
+				if !errors.As(err, &re) || !strings.Contains(string(re.Body), "REDACTED") {
+					t.Errorf("Body does not show where the secret was: %v", err)
+				}
 			})
 		}
 	}
