@@ -18,8 +18,9 @@
 //
 // # Refresh and failure policy
 //
-// Within one fetch, a transient failure (a connection error, a timeout,
-// or HTTP 408, 429, 500, 502, 503 or 504) is retried, up to 4 attempts in
+// Within one fetch, a transient failure (a connection error other than a
+// certificate that fails to verify, a timeout, or HTTP 408, 429, 500,
+// 502, 503 or 504) is retried, up to 4 attempts in
 // all, after sleeps of about 250ms, 500ms and 1s with jitter, lengthened
 // by a Retry-After header. The sleeps of one fetch add up to 2 seconds at
 // most: a Retry-After that asks for more ends the fetch at once. Any
@@ -34,7 +35,9 @@
 // Meanwhile callers get the current token while it is valid, and
 // otherwise the last fetch's error at once, with no request sent: an
 // outage neither queues callers nor floods FinCalc. Nothing runs while
-// nobody asks for a token.
+// nobody asks for a token. With a [Store] in [Config.Store], the
+// processes that share it share one token: a source looks there before
+// it fetches, and saves what it fetches.
 //
 // Errors from FinCalc have an [*oauth2.RetrieveError] in their chain, as
 // for any x/oauth2 code.
