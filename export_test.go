@@ -13,7 +13,7 @@ import (
 
 // ParseResponse parses a whole answer, reporting it without secret.
 func ParseResponse(resp *http.Response, body []byte, secret string, now time.Time) (*oauth2.Token, error) {
-	return parseResponse(resp, body, false, newRedactor(secret), now)
+	return parseResponse(resp, body, false, func() redactor { return newRedactor(secret) }, now)
 }
 
 const (

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -53,8 +54,8 @@ type requestBody struct {
 // concurrent use.
 type fetcher struct {
 	url    string
-	body   []byte   // the JSON request; it holds the secret
-	red    redactor // removes the secret from what is reported
+	body   []byte          // the JSON request; it holds the secret
+	red    func() redactor // removes the secret from what is reported; built on first use
 	client *http.Client
 	logger *slog.Logger
 }
@@ -75,7 +76,7 @@ func newFetcher(ctx context.Context, c *Config) *fetcher {
 	return &fetcher{
 		url:    c.tokenURL(),
 		body:   body,
-		red:    newRedactor(c.ClientSecret),
+		red:    sync.OnceValue(func() redactor { return newRedactor(c.ClientSecret) }),
 		client: tokenClient(ctx),
 		logger: c.Logger,
 	}
@@ -119,7 +120,7 @@ func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastRe
 
 // outcome is the result of one attempt.
 type outcome struct {
-	status     string // the answer's status line, redacted, or what failed
+	status     string // the answer's status line as sent, or what failed: redact it before reporting it
 	tok        *oauth2.Token
 	err        error
 	transient  bool          // worth another attempt
@@ -145,7 +146,9 @@ func (f *fetcher) retry(ctx context.Context) (*oauth2.Token, error) {
 			return nil, stopped(ctx, attempt-1, last)
 		}
 		o := f.attempt(ctx)
-		f.debug(ctx, "fincalcauth: token request answered", slog.Int("attempt", attempt), slog.String("status", o.status))
+		if f.logger != nil {
+			f.debug(ctx, "fincalcauth: token request answered", slog.Int("attempt", attempt), slog.String("status", f.red().text(o.status, maxDescription)))
+		}
 		if o.err == nil {
 			if attempt > 1 {
 				f.debug(ctx, "fincalcauth: token fetched after retries",
@@ -238,14 +241,13 @@ func (f *fetcher) attempt(ctx context.Context) outcome {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodySize+1))
 	if err != nil {
-		status := f.red.text(resp.Status, maxDescription)
-		return outcome{status: status, err: f.transportError("reading token response ("+status+")", err), transient: true}
+		return outcome{status: resp.Status, err: f.transportError("reading token response ("+f.red().text(resp.Status, maxDescription)+")", err), transient: true}
 	}
 	cut := len(body) > maxBodySize
 	if cut {
 		body = body[:maxBodySize]
 	}
-	o := outcome{status: f.red.text(resp.Status, maxDescription), transient: transientStatus(resp.StatusCode)}
+	o := outcome{status: resp.Status, transient: transientStatus(resp.StatusCode)}
 	if cut && resp.StatusCode/100 == 2 {
 		o.err = answer{resp: resp, body: body, cut: true, red: f.red}.malformed("larger than 1 MiB")
 		return o
@@ -263,8 +265,8 @@ func (f *fetcher) attempt(ctx context.Context) outcome {
 // nothing in its text needed redacting; otherwise only the context's
 // error, if err is one, does.
 func (f *fetcher) transportError(what string, err error) error {
-	e := &fetchError{msg: what + ": " + f.red.text(err.Error(), maxDescription), cause: err}
-	if f.red.changes(err.Error()) {
+	e := &fetchError{msg: what + ": " + f.red().text(err.Error(), maxDescription), cause: err}
+	if f.red().changes(err.Error()) {
 		e.cause = nil
 		for _, ctxErr := range []error{context.Canceled, context.DeadlineExceeded} {
 			if errors.Is(err, ctxErr) {

@@ -53,7 +53,7 @@ func (e *fetchError) Unwrap() error { return e.cause }
 // of resp.Body, and cut says whether that was all of it. red removes the
 // secrets from everything the error reports. now is the time the expiry
 // counts from.
-func parseResponse(resp *http.Response, body []byte, cut bool, red redactor, now time.Time) (*oauth2.Token, error) {
+func parseResponse(resp *http.Response, body []byte, cut bool, red func() redactor, now time.Time) (*oauth2.Token, error) {
 	a := answer{resp: resp, body: body, cut: cut, red: red}
 	var env envelope
 	jsonErr := json.Unmarshal(body, &env)
@@ -185,15 +185,15 @@ func headerSafe(s string) bool {
 type answer struct {
 	resp *http.Response
 	body []byte
-	cut  bool // body is the start of a longer one
-	red  redactor
+	cut  bool            // body is the start of a longer one
+	red  func() redactor // built only for a failure, which is rare
 }
 
 // retrieveError returns the RetrieveError for a, with description, and
 // the redactor that made it, which for a 2xx answer also removes the
 // access tokens in the body.
 func (a answer) retrieveError(description string) (*oauth2.RetrieveError, redactor) {
-	red := a.red
+	red := a.red()
 	if a.resp.StatusCode >= 200 && a.resp.StatusCode < 300 {
 		red = red.withTokens(a.body)
 	}
@@ -221,7 +221,7 @@ func (a answer) refused(message json.RawMessage) error {
 		msg = "token request refused (" + re.Response.Status + ` with "success": false)`
 	}
 	if loc, err := a.resp.Location(); err == nil && a.resp.StatusCode/100 == 3 {
-		msg += ": redirects are not followed, so that the secret goes to the token URL alone (this one is to " + a.red.text(loc.Host, maxDescription) + ")"
+		msg += ": redirects are not followed, so that the secret goes to the token URL alone (this one is to " + a.red().text(loc.Host, maxDescription) + ")"
 	}
 	if re.ErrorDescription != "" {
 		msg += ": " + truncate(re.ErrorDescription, maxDescription)
