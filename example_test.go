@@ -183,3 +183,25 @@ func ExampleConfig_logger() {
 	// level=DEBUG msg="fincalcauth: token request answered" attempt=2 status="200 OK"
 	// level=DEBUG msg="fincalcauth: token fetched after retries" attempts=2
 }
+
+func ExampleNewFileStore() {
+	fake := fincalcauthtest.NewServer()
+	defer fake.Close()
+	dir, err := os.MkdirTemp("", "fincalcauth-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	// Two processes, say a service and its next deploy, with a store in
+	// the same folder: "" would mean os.UserCacheDir()/fincalcauth.
+	for range 2 {
+		cfg := fake.ClientConfig()
+		cfg.Store = fincalcauth.NewFileStore(dir)
+		if _, err := cfg.TokenSource(context.Background()).Token(); err != nil {
+			log.Fatal(err)
+		}
+	}
+	fmt.Println("token requests:", fake.TokenRequests())
+	// Output: token requests: 1
+}
