@@ -652,3 +652,16 @@ func TestClientFetchFailure(t *testing.T) {
 	checkFailure(t, ue.Err, failure{Status: 401, Description: "Client authentication failed.", Text: "401 Unauthorized"})
 
 }
+
+func TestRetryAfterInMessage(t *testing.T) {
+	// A refusal that asks the client to wait says how long, in the error.
+	synctest.Test(t, func(t *testing.T) {
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", "30")
+			w.WriteHeader(http.StatusTooManyRequests)
+			io.WriteString(w, `{"success":false,"message":{"description":"Slow down."}}`)
+		})
+		_, err := testConfig(memURL).Token(memContext(h))
+		checkFailure(t, err, failure{Status: 429, Description: "Slow down.", Text: "429 Too Many Requests: Slow down. (the server asked to wait 30s before trying again)"})
+	})
+}

@@ -226,6 +226,9 @@ func (a answer) refused(message json.RawMessage) error {
 	if re.ErrorDescription != "" {
 		msg += ": " + truncate(re.ErrorDescription, maxDescription)
 	}
+	if wait := parseRetryAfter(a.resp.Header.Get("Retry-After"), time.Now()); wait > 0 {
+		msg += fmt.Sprintf(" (the server asked to wait %v before trying again)", wait)
+	}
 	return &fetchError{msg: msg, cause: re}
 }
 

@@ -205,7 +205,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return interrupted(stderr)
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, describeFailure(err, o))
+		fmt.Fprintln(stderr, err) // the library's message: what FinCalc answered, how long it asked to wait, or the -timeout
 		return exitFail
 	}
 	return printToken(tok, o.json, stdout, stderr)
@@ -239,7 +239,7 @@ func obtain(ctx context.Context, cfg *fincalcauth.Config, c *cache, o options, s
 	if o.verbose {
 		cfg.Logger = slog.New(&verboseHandler{w: stderr})
 	}
-	ctx, cancel := context.WithTimeoutCause(ctx, o.timeout, fmt.Errorf("-timeout %v reached", o.timeout))
+	ctx, cancel := context.WithTimeoutCause(ctx, o.timeout, fmt.Errorf("no token within -timeout %v", o.timeout))
 	defer cancel()
 	tok, err := cfg.Token(ctx)
 	if err != nil {
@@ -251,33 +251,6 @@ func obtain(ctx context.Context, cfg *fincalcauth.Config, c *cache, o options, s
 		say("token cached")
 	}
 	return tok, nil
-}
-
-// describeFailure turns a failed fetch into the message for the user.
-func describeFailure(err error, o options) string {
-	msg := err.Error()
-	if errors.Is(err, context.DeadlineExceeded) {
-		msg = fmt.Sprintf("no token within -timeout %v: %s", o.timeout, msg)
-	}
-	var re *oauth2.RetrieveError
-	if errors.As(err, &re) && re.Response != nil {
-		if ra := retryAfter(re.Response.Header.Get("Retry-After"), time.Now()); ra > 0 {
-			msg += fmt.Sprintf(" (the server asked to wait %v before trying again)", ra)
-		}
-	}
-	return "fincalc-token: " + msg
-}
-
-// retryAfter reads a Retry-After header, in seconds or as an HTTP date.
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 && n < 1<<32 {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := time.Parse(time.RFC1123, v); err == nil && t.After(now) {
-		return t.Sub(now).Round(time.Second)
-	}
-	return 0
 }
 
 // verboseHandler writes the library's records, one line each, for -v.
@@ -610,7 +583,7 @@ func runDemo(ctx context.Context, o options, stdout, stderr io.Writer) int {
 		return interrupted(stderr)
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, describeFailure(err, o))
+		fmt.Fprintln(stderr, err) // the library's message: what FinCalc answered, how long it asked to wait, or the -timeout
 		return exitFail
 	}
 	fmt.Fprintf(stderr, "demo: the fake FinCalc answered {\"success\": true, \"data\": {...}}: a %s token that expires at %s (in %v)\n",
