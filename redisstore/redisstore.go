@@ -16,6 +16,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -29,7 +30,8 @@ const Prefix = "fincalcauth:"
 const maxValue = 16 << 10
 
 // Store is a [github.com/gofincalc/fincalcauth.Store] in Redis. It is safe
-// for concurrent use.
+// for concurrent use. Its errors start with "redisstore: " and wrap
+// go-redis's.
 type Store struct {
 	client redis.UniversalClient
 }
@@ -44,11 +46,13 @@ func New(client redis.UniversalClient) *Store {
 // is larger than a sealed token can be.
 func (s *Store) Load(ctx context.Context, key string) ([]byte, error) {
 	v, err := s.client.GetRange(ctx, Prefix+key, 0, maxValue).Bytes()
-	if errors.Is(err, redis.Nil) || len(v) == 0 || len(v) > maxValue {
+	switch {
+	case errors.Is(err, redis.Nil):
 		return nil, nil
-	}
-	if err != nil {
-		return nil, err
+	case err != nil:
+		return nil, fmt.Errorf("redisstore: load: %w", err)
+	case len(v) == 0 || len(v) > maxValue:
+		return nil, nil
 	}
 	return v, nil
 }
@@ -59,7 +63,10 @@ func (s *Store) Save(ctx context.Context, key string, value []byte, expiry time.
 	if !time.Now().Before(expiry) {
 		return nil
 	}
-	return s.client.Do(ctx, "SET", Prefix+key, value, "PXAT", expiry.UnixMilli()).Err()
+	if err := s.client.Do(ctx, "SET", Prefix+key, value, "PXAT", expiry.UnixMilli()).Err(); err != nil {
+		return fmt.Errorf("redisstore: save: %w", err)
+	}
+	return nil
 }
 
 // deleteIfHolds deletes KEYS[1] if it holds ARGV[1], atomically.
@@ -72,5 +79,8 @@ return 0`)
 // Delete removes Prefix+key if it still holds value, atomically: a value
 // that another process saved meanwhile stays.
 func (s *Store) Delete(ctx context.Context, key string, value []byte) error {
-	return deleteIfHolds.Run(ctx, s.client, []string{Prefix + key}, value).Err()
+	if err := deleteIfHolds.Run(ctx, s.client, []string{Prefix + key}, value).Err(); err != nil {
+		return fmt.Errorf("redisstore: delete: %w", err)
+	}
+	return nil
 }

@@ -230,6 +230,17 @@ func TestSourcesSurviveRedisKilled(t *testing.T) {
 	srv.cmd.Process.Kill() // mid-run
 	srv.cmd.Wait()
 
+	// The store says that it failed: a miss would hide a Redis that is down.
+	for name, err := range map[string]error{
+		"Load":   func() error { _, err := redisstore.New(rdb).Load(ctx, "k"); return err }(),
+		"Save":   redisstore.New(rdb).Save(ctx, "k", []byte("v"), time.Now().Add(time.Hour)),
+		"Delete": redisstore.New(rdb).Delete(ctx, "k", []byte("v")),
+	} {
+		if err == nil || !strings.HasPrefix(err.Error(), "redisstore: ") {
+			t.Errorf("%s with Redis down = %v; want a redisstore error", name, err)
+		}
+	}
+
 	// The running source keeps its token; a new one fetches its own.
 	for range 10 {
 		resp, err := client.Get(fake.URL + fincalcauthtest.ClientsPath)
