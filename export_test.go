@@ -68,6 +68,20 @@ func RefreshOffset(c *Config, lifetime time.Duration) time.Duration {
 	return e.refreshAt.Sub(now)
 }
 
+// RefreshOffsets returns, for n tokens of the given lifetime that one new
+// source of c is given in turn, how long after issue it starts replacing
+// each.
+func RefreshOffsets(c *Config, lifetime time.Duration, n int) []time.Duration {
+	r := newRefresher(context.Background(), c)
+	var offsets []time.Duration
+	for range n {
+		now := time.Now()
+		e := r.newEntry(&oauth2.Token{AccessToken: "t", Expiry: now.Add(lifetime), ExpiresIn: int64(lifetime / time.Second)})
+		offsets = append(offsets, e.refreshAt.Sub(now))
+	}
+	return offsets
+}
+
 // StoreKey returns the key under which sources of c keep their token.
 func StoreKey(c *Config) string {
 	return tokenstore.New(c.ClientSecret, c.tokenURL(), c.ClientID, c.EmailAddress, c.Scopes).Name()

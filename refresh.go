@@ -48,9 +48,8 @@ type refresher struct {
 	jitter       float64         // in [0, maxRefreshJitter): this source's share of the default window it gives up
 	logger       *slog.Logger
 
-	store  Store           // Config.Store; nil for none
-	box    *tokenstore.Box // names and seals this source's tokens in store
-	spread float64         // in [0, 1): where in the last fifth before its refresh point this source starts, with a store
+	store Store           // Config.Store; nil for none
+	box   *tokenstore.Box // names and seals this source's tokens in store
 
 	cur atomic.Pointer[entry] // nil until the first token
 
@@ -92,7 +91,6 @@ func newRefresher(ctx context.Context, c *Config) *refresher {
 	if c.Store != nil {
 		r.store = c.Store
 		r.box = tokenstore.New(c.ClientSecret, c.tokenURL(), c.ClientID, c.EmailAddress, c.Scopes)
-		r.spread = rand.Float64()
 	}
 	return r
 }
@@ -219,7 +217,9 @@ func statusOf(err error) int {
 // With a store, sources that share it share one token, and so one
 // expiry: each starts its refresh at a moment of its own over the last
 // fifth of the time between the token's issue and the refresh point, so
-// that the first to start saves a token the others find.
+// that the first to start saves a token the others find. The moment is
+// drawn anew for each token: two sources whose moments fall within one
+// fetch of each other fetch twice in that cycle, not in every cycle.
 func (r *refresher) newEntry(tok *oauth2.Token) *entry {
 	lifetime := time.Duration(tok.ExpiresIn) * time.Second
 	validUntil := tok.Expiry.Add(-expiryDelta)
@@ -229,7 +229,7 @@ func (r *refresher) newEntry(tok *oauth2.Token) *entry {
 	}
 	if r.store != nil {
 		issued := tok.Expiry.Add(-lifetime)
-		refreshAt = refreshAt.Add(-time.Duration(float64(refreshAt.Sub(issued)) * r.spread / 5))
+		refreshAt = refreshAt.Add(-time.Duration(float64(refreshAt.Sub(issued)) * rand.Float64() / 5))
 	}
 	return &entry{tok: tok, refreshAt: refreshAt, validUntil: validUntil}
 }
