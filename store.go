@@ -31,8 +31,9 @@ import (
 // the keys are keyed hashes that reveal neither the client ID, the email
 // address nor the secret: a store's reader cannot use or forge a token.
 // The store is an optimisation, never a dependency: a call that fails,
-// or takes longer than a second, counts as a miss, and the source goes
-// on as it would without a store, logging a Warn record.
+// or takes longer than a second, is given up (a load counts as a miss, a
+// save or a delete as not done), and the source goes on as it would
+// without a store, logging a Warn record.
 //
 // Implementations must be safe for concurrent use. [FileStore] keeps
 // tokens in files; package github.com/gofincalc/fincalcauth/redisstore
@@ -379,7 +380,8 @@ func (r *refresher) load(ctx context.Context) *entry {
 // returns when call does or when the bound passes, whichever comes
 // first: a store that ignores its context, as go-redis does unless its
 // client was built with ContextTimeoutEnabled, cannot hold the source up
-// longer. A failure is logged at Warn.
+// longer. A call given up goes on in its goroutine until the store
+// answers. A failure is logged at Warn.
 func storeCall[T any](r *refresher, ctx context.Context, op string, call func(context.Context) (T, error)) (T, error) {
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()

@@ -203,15 +203,22 @@ func TestSourcesShareATokenThroughRedis(t *testing.T) {
 	}
 }
 
-func TestSourcesSurviveRedisKilled(t *testing.T) {
+// ownServer starts a redis-server for t alone, which the test may kill
+// or stop, a fake FinCalc, and a client of the server.
+func ownServer(t *testing.T) (*server, *fincalcauthtest.Server, *redis.Client) {
+	t.Helper()
 	srv, err := startServer()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.stop()
+	t.Cleanup(srv.stop)
 	fake := fincalcauthtest.NewServer()
-	defer fake.Close()
-	rdb := client(t, srv)
+	t.Cleanup(fake.Close)
+	return srv, fake, client(t, srv)
+}
+
+func TestSourcesSurviveRedisKilled(t *testing.T) {
+	srv, fake, rdb := ownServer(t)
 	ctx := context.Background()
 	var logs bytes.Buffer
 	var mu sync.Mutex
@@ -267,14 +274,7 @@ func TestHungRedisCostsABound(t *testing.T) {
 	// A Redis that accepts connections but answers nothing, with a
 	// client whose timeouts are a minute and that ignores contexts, costs
 	// a new source about a second per store call, not a minute.
-	srv, err := startServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.stop()
-	fake := fincalcauthtest.NewServer()
-	defer fake.Close()
-	rdb := client(t, srv)
+	srv, fake, rdb := ownServer(t)
 	rdb.Ping(context.Background()) // a connection in the pool
 	syscall.Kill(srv.cmd.Process.Pid, syscall.SIGSTOP)
 	defer syscall.Kill(srv.cmd.Process.Pid, syscall.SIGCONT)

@@ -465,14 +465,25 @@ func readPassword(ctx context.Context, f *os.File, stderr io.Writer) ([]byte, er
 	}
 }
 
+// refused reports, with why (a format of the flag's name), the first of
+// the named flags that the run was given, if any: flags that a mode
+// would ignore are refused, not ignored silently.
+func refused(o options, stderr io.Writer, why string, names ...string) bool {
+	for _, name := range names {
+		if o.set[name] {
+			fmt.Fprintf(stderr, "fincalc-token: "+why+"\n", name)
+			return true
+		}
+	}
+	return false
+}
+
 // clearCache removes every cached token of the user: it needs no settings,
 // since an entry left by a rotated secret cannot be found by the new one.
 func clearCache(o options, dir string, stderr io.Writer) int {
-	for _, name := range []string{"client-id", "email", "scopes", "token-url", "client-secret-file", "refresh", "no-cache", "status", "json"} {
-		if o.set[name] {
-			fmt.Fprintf(stderr, "fincalc-token: -clear-cache takes no -%s: it removes every cached token\n", name)
-			return exitUsage
-		}
+	if refused(o, stderr, "-clear-cache takes no -%s: it removes every cached token",
+		"client-id", "email", "scopes", "token-url", "client-secret-file", "refresh", "no-cache", "status", "json") {
+		return exitUsage
 	}
 	if dir == "" {
 		fmt.Fprintln(stderr, "fincalc-token: -clear-cache: this user has no cache folder")
@@ -559,11 +570,9 @@ func printToken(tok *oauth2.Token, asJSON bool, stdout, stderr io.Writer) int {
 // runDemo fetches a token from a fake FinCalc started in this process,
 // through the same path as a real run, and tells what happened.
 func runDemo(ctx context.Context, o options, stdout, stderr io.Writer) int {
-	for _, name := range []string{"client-id", "email", "scopes", "token-url", "client-secret-file", "refresh", "no-cache", "clear-cache", "status"} {
-		if o.set[name] {
-			fmt.Fprintf(stderr, "fincalc-token: -demo uses a fake FinCalc of its own and would ignore -%s\n", name)
-			return exitUsage
-		}
+	if refused(o, stderr, "-demo uses a fake FinCalc of its own and would ignore -%s",
+		"client-id", "email", "scopes", "token-url", "client-secret-file", "refresh", "no-cache", "clear-cache", "status") {
+		return exitUsage
 	}
 	srv := fincalcauthtest.NewServer()
 	defer srv.Close()
