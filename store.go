@@ -94,7 +94,7 @@ const fileExt = ".token"
 // Load returns the value saved under key, or nil if there is none or it
 // has expired, in which case it removes the entry.
 func (s *FileStore) Load(ctx context.Context, key string) ([]byte, error) {
-	if err := s.private(false); err != nil {
+	if err := s.checkDir(); err != nil {
 		return nil, err
 	}
 	path := s.path(key)
@@ -116,7 +116,7 @@ func (s *FileStore) Load(ctx context.Context, key string) ([]byte, error) {
 // Save writes value under key until expiry, atomically, and removes the
 // expired entries of the folder.
 func (s *FileStore) Save(ctx context.Context, key string, value []byte, expiry time.Time) error {
-	if err := s.private(true); err != nil {
+	if err := s.makeDir(); err != nil {
 		return err
 	}
 	content := fmt.Appendf(nil, "%s%d\n%s", fileHeader, expiry.UnixMilli(), value)
@@ -129,7 +129,7 @@ func (s *FileStore) Save(ctx context.Context, key string, value []byte, expiry t
 
 // Delete removes the entry under key if it still holds value.
 func (s *FileStore) Delete(ctx context.Context, key string, value []byte) error {
-	if err := s.private(false); err != nil {
+	if err := s.checkDir(); err != nil {
 		return err
 	}
 	path := s.path(key)
@@ -191,19 +191,26 @@ func (s *FileStore) path(key string) string {
 	return filepath.Join(s.dir, name+fileExt)
 }
 
-// private makes sure that the folder is the user's alone: it creates it
-// if create is set, and repairs a looser mode.
-func (s *FileStore) private(create bool) error {
+// makeDir creates the folder, if need be, for the user alone, and
+// checks it as checkDir does.
+func (s *FileStore) makeDir() error {
 	if s.err != nil {
 		return s.err
 	}
-	if create {
-		if err := os.MkdirAll(s.dir, 0o700); err != nil {
-			return fmt.Errorf("fincalcauth: file store: %w", err)
-		}
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return fmt.Errorf("fincalcauth: file store: %w", err)
+	}
+	return s.checkDir()
+}
+
+// checkDir makes sure that the folder, if there is one, is the user's
+// alone, repairing a looser mode.
+func (s *FileStore) checkDir() error {
+	if s.err != nil {
+		return s.err
 	}
 	fi, err := os.Stat(s.dir)
-	if errors.Is(err, fs.ErrNotExist) && !create {
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil // nothing saved yet
 	}
 	if err != nil {
