@@ -27,8 +27,7 @@ const redacted = "REDACTED"
 // decoded strings; as PHP's json_encode and Symfony's JsonResponse write
 // it; URL-encoded; and HTML-escaped.
 type redactor struct {
-	secrets []string   // tokens first, then the client secret
-	forms   [][]string // forms[i]: the spellings of secrets[i], longest first
+	forms [][]string // the spellings of each secret, longest first: tokens first, then the client secret
 	// exact holds tokens too short to search for in text (a one-letter
 	// "token" would erase every such letter): only a JSON string that is
 	// one of them is redacted.
@@ -49,45 +48,33 @@ func (r *redactor) add(secret string) {
 	if secret == "" {
 		return
 	}
-	r.secrets = append(r.secrets, secret)
 	r.forms = append(r.forms, spellings(secret))
 }
 
 // withTokens returns r extended with the access tokens in body, a 2xx
-// answer: the string values of JSON members whose name ends in "token",
-// complete or cut short, whatever the escapes in the name or the value,
-// so that they are redacted wherever else they appear too. The tokens
-// come before the secret, so that a short secret redacted first cannot
-// hide a token from this search.
+// answer: the values of its secret members (see secretValues), so that
+// they are redacted wherever else they appear too. The tokens come before
+// the secret, so that a short secret redacted first cannot hide a token
+// from this search.
 func (r redactor) withTokens(body []byte) redactor {
 	var out redactor
 	lits := jsonStrings(body)
-	for i, l := range lits {
-		if !l.closed || !isMemberName(body, l) {
-			continue
-		}
-		if !strings.HasSuffix(strings.ToLower(decodeJSONString(body[l.start+1:l.end-1])), "token") {
-			continue
-		}
-		if i+1 < len(lits) && followsColon(body, l.end, lits[i+1].start) {
-			v := lits[i+1]
-			tok := decodeJSONString(body[v.start+1 : v.contentEnd()])
-			if len(tok) < minTokenSearch {
-				out.exact = append(out.exact, tok)
-			} else {
-				out.add(tok)
-			}
+	for _, i := range secretValues(body, lits) {
+		tok := decodeJSONString(body[lits[i].start+1 : lits[i].contentEnd()])
+		if len(tok) < minTokenSearch {
+			out.exact = append(out.exact, tok)
+		} else {
+			out.add(tok)
 		}
 	}
-	out.secrets = append(out.secrets, r.secrets...)
 	out.forms = append(out.forms, r.forms...)
 	out.exact = append(out.exact, r.exact...)
 	return out
 }
 
 // bytes returns a copy of b with every secret replaced by REDACTED,
-// and the value of every JSON member whose name ends in "secret" or
-// "token", complete or cut short, whatever it holds. When cut is true, b
+// and the value of every secret member (see secretValues), whatever it
+// holds. When cut is true, b
 // is the start of a longer text, and an end of b that could begin a
 // secret in any spelling is removed too.
 func (r redactor) bytes(b []byte, cut bool) []byte {
@@ -106,13 +93,12 @@ func (r redactor) redact(b []byte, depth int) []byte {
 	// Inside JSON strings, compare decoded text, so that any escaping is
 	// seen through; then replace the spellings anywhere else.
 	lits := jsonStrings(b)
+	hidden := secretValues(b, lits)
 	var buf bytes.Buffer
 	last := 0
-	hideNext := false
 	for i, l := range lits {
 		decoded := decodeJSONString(b[l.start+1 : l.contentEnd()])
-		hide := hideNext && followsColon(b, lits[i-1].end, l.start)
-		hideNext = l.closed && isMemberName(b, l) && secretName(decoded)
+		hide := slices.Contains(hidden, i)
 		clean, changed := redacted, hide && decoded != redacted
 		if !hide {
 			clean, changed = r.replace(decoded)
@@ -146,10 +132,23 @@ func (r redactor) redact(b []byte, depth int) []byte {
 	return out
 }
 
-// secretName reports whether a JSON member of that name holds a secret.
-func secretName(name string) bool {
-	name = strings.ToLower(name)
-	return strings.HasSuffix(name, "secret") || strings.HasSuffix(name, "token")
+// secretValues returns the indexes in lits, the JSON strings of b, of the
+// values of secret members: members whose name ends in "secret" or
+// "token", whatever the escapes in the name, and whose value is a string,
+// complete or cut short.
+func secretValues(b []byte, lits []jsonLit) []int {
+	var values []int
+	for i := 0; i+1 < len(lits); i++ {
+		name := lits[i]
+		if !name.closed || !followsColon(b, name.end, lits[i+1].start) {
+			continue
+		}
+		n := strings.ToLower(decodeJSONString(b[name.start+1 : name.end-1]))
+		if strings.HasSuffix(n, "secret") || strings.HasSuffix(n, "token") {
+			values = append(values, i+1)
+		}
+	}
+	return values
 }
 
 // text returns s ready for an error message or a log record: secrets
@@ -453,12 +452,6 @@ func jsonStrings(b []byte) []jsonLit {
 		i = l.end - 1
 	}
 	return lits
-}
-
-// isMemberName reports whether the closed literal l is followed by a colon.
-func isMemberName(b []byte, l jsonLit) bool {
-	rest := bytes.TrimLeft(b[l.end:], " \t\r\n")
-	return len(rest) > 0 && rest[0] == ':'
 }
 
 // followsColon reports whether only white space and one colon stand
