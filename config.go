@@ -91,6 +91,10 @@ type Config struct {
 type ConfigError struct {
 	// Field is the name of the Config field, such as "EmailAddress".
 	Field string
+	// Value is the offending value as given: the field's, or for Scopes
+	// the one scope at fault. It is always empty for ClientSecret, whose
+	// value no error repeats.
+	Value string
 	// Problem says what is wrong with it.
 	Problem string
 }
@@ -109,43 +113,46 @@ func (c *Config) Validate() error {
 		return &ConfigError{Field: "(Config)", Problem: "nil *Config"}
 	}
 	var errs []error
-	bad := func(field, problem string) {
-		errs = append(errs, &ConfigError{Field: field, Problem: problem})
+	bad := func(field, value, problem string) {
+		if field == "ClientSecret" {
+			value = ""
+		}
+		errs = append(errs, &ConfigError{Field: field, Value: value, Problem: problem})
 	}
 	if c.ClientID == "" {
-		bad("ClientID", "empty")
+		bad("ClientID", "", "empty")
 	}
 	switch {
 	case c.ClientSecret == "":
-		bad("ClientSecret", "empty")
+		bad("ClientSecret", "", "empty")
 	case c.ClientSecret == redacted:
-		bad("ClientSecret", "is the placeholder printed in place of a secret, not a secret")
+		bad("ClientSecret", "", "is the placeholder printed in place of a secret, not a secret")
 	}
 	for field, v := range map[string]string{"ClientID": c.ClientID, "ClientSecret": c.ClientSecret, "EmailAddress": c.EmailAddress, "TokenURL": c.TokenURL} {
 		if !utf8.ValidString(v) {
 			// It would go out changed: JSON turns invalid bytes into U+FFFD.
-			bad(field, "is not valid UTF-8")
+			bad(field, v, "is not valid UTF-8")
 		}
 	}
 	switch {
 	case c.EmailAddress == "":
-		bad("EmailAddress", "empty")
+		bad("EmailAddress", "", "empty")
 	case !validEmail(c.EmailAddress):
-		bad("EmailAddress", fmt.Sprintf("%q is not an email address", c.EmailAddress))
+		bad("EmailAddress", c.EmailAddress, fmt.Sprintf("%q is not an email address", c.EmailAddress))
 	}
 	if len(c.Scopes) == 0 {
-		bad("Scopes", "no scope given; use one or more of the Scope constants")
+		bad("Scopes", "", "no scope given; use one or more of the Scope constants")
 	}
 	for i, s := range c.Scopes {
 		if s == "" || strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 || !utf8.ValidString(s) {
-			bad("Scopes", fmt.Sprintf("%q (entry %d) is empty or contains white space or control characters", s, i))
+			bad("Scopes", s, fmt.Sprintf("%q (entry %d) is empty or contains white space or control characters", s, i))
 		}
 	}
 	if err := checkTokenURL(c.tokenURL()); err != "" {
-		bad("TokenURL", err)
+		bad("TokenURL", redactedURL(c.TokenURL), err)
 	}
 	if c.RefreshAhead < 0 {
-		bad("RefreshAhead", fmt.Sprintf("negative (%v)", c.RefreshAhead))
+		bad("RefreshAhead", c.RefreshAhead.String(), fmt.Sprintf("negative (%v)", c.RefreshAhead))
 	}
 	return errors.Join(errs...)
 }
@@ -192,6 +199,16 @@ func checkTokenURL(raw string) string {
 	default:
 		return fmt.Sprintf("%q has scheme %q, not https", u.Redacted(), u.Scheme)
 	}
+}
+
+// redactedURL returns raw with any password masked, or "" if raw does
+// not parse, since it may then hold one that cannot be found.
+func redactedURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Redacted()
 }
 
 func isLoopback(host string) bool {

@@ -91,5 +91,5 @@ func StoreKey(c *Config) string {
 // values that must not open.
 func SealFor(c *Config, access string, expiry time.Time) []byte {
 	b := tokenstore.New(c.ClientSecret, c.tokenURL(), c.ClientID, c.EmailAddress, c.Scopes)
-	return b.Seal(tokenstore.Token{AccessToken: access, TokenType: "Bearer", Expiry: expiry, ExpiresIn: 86400})
+	return b.Seal(&oauth2.Token{AccessToken: access, TokenType: "Bearer", Expiry: expiry, ExpiresIn: 86400})
 }

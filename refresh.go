@@ -305,3 +305,57 @@ func (a reuseAdapter) Token() (*oauth2.Token, error) {
 type errSource struct{ err error }
 
 func (s errSource) Token() (*oauth2.Token, error) { return nil, s.err }
+
+// obtain returns a token to replace cur (nil for none): one that another
+// process saved, if the store holds one that cur is not and that is not
+// due for refresh, else a new one, which it saves before it returns, so
+// that a source made right afterwards finds it. refused, if set, is a
+// token the API refused: it is removed from the store first, unless
+// another process has replaced it there.
+func (r *refresher) obtain(ctx context.Context, cur, refused *entry) (*entry, error) {
+	if r.store != nil {
+		if refused != nil && refused.stored != nil {
+			storeCall(r, ctx, "delete", func(ctx context.Context) (struct{}, error) {
+				return struct{}{}, r.store.Delete(ctx, r.box.Name(), refused.stored)
+			})
+		}
+		if e := r.load(ctx); e != nil && (cur == nil || e.tok.AccessToken != cur.tok.AccessToken) && time.Now().Before(e.refreshAt) {
+			return e, nil
+		}
+	}
+	tok, err := r.f.fetch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e := r.newEntry(tok)
+	if r.store != nil {
+		v := r.box.Seal(tok)
+		if _, err := storeCall(r, ctx, "save", func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, r.store.Save(ctx, r.box.Name(), v, tok.Expiry)
+		}); err == nil {
+			e.stored = v
+		}
+	}
+	return e, nil
+}
+
+// load returns the valid token that the store holds, or nil. A value
+// that does not open, is too large or has expired is a miss.
+func (r *refresher) load(ctx context.Context) *entry {
+	v, err := storeCall(r, ctx, "load", func(ctx context.Context) ([]byte, error) {
+		return r.store.Load(ctx, r.box.Name())
+	})
+	if err != nil || v == nil {
+		return nil
+	}
+	tok := r.box.Open(v)
+	if tok == nil || !headerSafe(tok.AccessToken) || !headerSafe(tok.TokenType) {
+		return nil
+	}
+	e := r.newEntry(tok)
+	if !time.Now().Before(e.validUntil) {
+		return nil
+	}
+	e.stored = v
+	return e
+}

@@ -46,12 +46,12 @@ func (c *cache) load(ctx context.Context, now time.Time) *oauth2.Token {
 	if err != nil || v == nil {
 		return nil
 	}
-	t, ok := c.box.Open(v)
-	if !ok || t.Expiry.Sub(now) <= minRemaining {
+	t := c.box.Open(v)
+	if t == nil || t.Expiry.Sub(now) <= minRemaining {
 		return nil
 	}
-	return &oauth2.Token{AccessToken: t.AccessToken, TokenType: t.TokenType, Expiry: t.Expiry,
-		ExpiresIn: int64(t.Expiry.Sub(now) / time.Second)}
+	t.ExpiresIn = int64(t.Expiry.Sub(now) / time.Second)
+	return t
 }
 
 // save stores tok, sealed, until its expiry.
@@ -59,7 +59,7 @@ func (c *cache) save(ctx context.Context, tok *oauth2.Token) error {
 	if c == nil {
 		return nil
 	}
-	v := c.box.Seal(tokenstore.Token{AccessToken: tok.AccessToken, TokenType: tok.Type(), Expiry: tok.Expiry, ExpiresIn: tok.ExpiresIn})
+	v := c.box.Seal(tok)
 	return c.store.Save(ctx, c.box.Name(), v, tok.Expiry)
 }
 

@@ -537,10 +537,10 @@ func printStatus(ctx context.Context, r resolved, dir string, o options, stdout 
 	}
 	c := newCache(dir, r.cfg)
 	v, err := c.store.Load(ctx, c.box.Name())
-	switch t, ok := c.box.Open(v); {
+	switch t := c.box.Open(v); {
 	case err != nil:
 		line("cached token", "unreadable: "+err.Error())
-	case !ok:
+	case t == nil:
 		line("cached token", "none")
 	default:
 		left := time.Until(t.Expiry).Round(time.Second)

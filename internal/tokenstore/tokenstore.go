@@ -24,6 +24,8 @@ import (
 	"encoding/json"
 	"slices"
 	"time"
+
+	"golang.org/x/oauth2"
 )
 
 // version is the first byte of a sealed value; a value of another
@@ -37,9 +39,9 @@ const MaxValue = 16 << 10
 // salt is the HKDF salt of every key the package derives.
 var salt = []byte("fincalcauth token store")
 
-// Token is what a sealed value holds: enough to use the token and to
+// sealed is what a sealed value holds: enough to use the token and to
 // schedule its refresh.
-type Token struct {
+type sealed struct {
 	AccessToken string    `json:"access_token"`
 	TokenType   string    `json:"token_type"`
 	Expiry      time.Time `json:"expiry"`
@@ -88,9 +90,10 @@ func derive(secret, purpose string) []byte {
 // Name returns the key name: 40 lower-case hex digits.
 func (b *Box) Name() string { return b.name }
 
-// Seal returns t sealed for b's key name.
-func (b *Box) Seal(t Token) []byte {
-	plain, err := json.Marshal(t)
+// Seal returns t sealed for b's key name: its access token, type,
+// expiry and lifetime (ExpiresIn), not its Extra fields.
+func (b *Box) Seal(t *oauth2.Token) []byte {
+	plain, err := json.Marshal(sealed{AccessToken: t.AccessToken, TokenType: t.Type(), Expiry: t.Expiry, ExpiresIn: t.ExpiresIn})
 	if err != nil {
 		panic("tokenstore: " + err.Error()) // strings, a time and an integer always encode
 	}
@@ -100,23 +103,24 @@ func (b *Box) Seal(t Token) []byte {
 	return b.aead.Seal(out, out[1:], plain, b.additional())
 }
 
-// Open returns the token sealed in v, and false for a value that does
-// not open: tampered with, sealed for another key name or other
-// credentials, of another version, or larger than MaxValue.
-func (b *Box) Open(v []byte) (Token, bool) {
+// Open returns the token sealed in v, or nil for a value that does not
+// open: tampered with, sealed for another key name or other credentials,
+// of another version, larger than MaxValue, or holding an empty access
+// token or a lifetime that is not positive.
+func (b *Box) Open(v []byte) *oauth2.Token {
 	n := b.aead.NonceSize()
 	if len(v) > MaxValue || len(v) < 1+n || v[0] != version {
-		return Token{}, false
+		return nil
 	}
 	plain, err := b.aead.Open(nil, v[1:1+n], v[1+n:], b.additional())
 	if err != nil {
-		return Token{}, false
+		return nil
 	}
-	var t Token
+	var t sealed
 	if json.Unmarshal(plain, &t) != nil || t.AccessToken == "" || t.ExpiresIn <= 0 {
-		return Token{}, false
+		return nil
 	}
-	return t, true
+	return &oauth2.Token{AccessToken: t.AccessToken, TokenType: t.TokenType, Expiry: t.Expiry, ExpiresIn: t.ExpiresIn}
 }
 
 func (b *Box) additional() []byte { return []byte("fincalcauth token v1\x00" + b.name) }
