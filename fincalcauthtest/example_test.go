@@ -3,6 +3,7 @@ package fincalcauthtest_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
@@ -122,4 +123,51 @@ func ExampleServer_ExpireTokens() {
 	// Output:
 	// 200 OK token requests: 1
 	// 200 OK token requests: 2
+}
+
+func ExampleServer_FailAPINext() {
+	srv := fincalcauthtest.NewServer()
+	defer srv.Close()
+	client := srv.ClientConfig().Client(context.Background())
+
+	// The API is down for one request, then answers as usual; the token
+	// endpoint is not affected.
+	srv.FailAPINext(fincalcauthtest.Fault{Status: 503, Description: "Down for maintenance."})
+	for range 2 {
+		resp, err := client.Get(srv.URL + fincalcauthtest.ClientsPath)
+		if err != nil {
+			log.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Print(resp.Status, " ", string(body))
+	}
+	fmt.Println("API requests:", srv.APIRequests(), "token requests:", srv.TokenRequests())
+	// Output:
+	// 503 Service Unavailable {"message":"Down for maintenance.","success":false}
+	// 200 OK {"data":[],"meta":{"total":0},"success":true}
+	// API requests: 2 token requests: 1
+}
+
+func ExampleServer_FailAPIAlways() {
+	srv := fincalcauthtest.NewServer()
+	defer srv.Close()
+	client := srv.ClientConfig().Client(context.Background())
+	get := func() string {
+		resp, err := client.Get(srv.URL + fincalcauthtest.ClientsPath)
+		if err != nil {
+			log.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.Status
+	}
+
+	// An outage of the API alone: tokens are still issued.
+	srv.FailAPIAlways(fincalcauthtest.Fault{Status: 500, Description: "Internal server error."})
+	fmt.Println(get(), get())
+	srv.Recover()
+	fmt.Println("after Recover:", get())
+	// Output:
+	// 500 Internal Server Error 500 Internal Server Error
+	// after Recover: 200 OK
 }

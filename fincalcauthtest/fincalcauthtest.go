@@ -83,15 +83,19 @@ var knownScopes = map[string]bool{
 	fincalcauth.ScopeClientInformation: true,
 }
 
-// Fault is a scripted answer of the token endpoint: see
-// [Server.FailNext] and [Server.FailAlways].
+// Fault is a scripted answer of the token endpoint ([Server.FailNext],
+// [Server.FailAlways]) or of the API ([Server.FailAPINext],
+// [Server.FailAPIAlways]).
 type Fault struct {
 	// Status is the HTTP status to answer. Zero answers the request as
 	// usual, after Delay.
 	Status int
-	// Description goes in the failure envelope, {"success": false,
-	// "message": {"description": Description}}, that is the body when
-	// Body is empty. Empty means the status's text.
+	// Description goes in the failure envelope that is the body when
+	// Body is empty: at the token endpoint {"success": false, "message":
+	// {"description": Description}}, as FinCalc documents its 400; on the
+	// API {"success": false, "message": Description}, as FinCalc
+	// documents its API's 403, 404 and 500. Empty means the status's
+	// text.
 	Description string
 	// Body, if not empty, is the whole body, in place of the envelope.
 	Body string
@@ -124,17 +128,40 @@ type Server struct {
 	srv     *httptest.Server // nil for a memory server
 	handler http.Handler
 
-	mu       sync.Mutex
-	lifetime time.Duration
-	next     []Fault
-	always   *Fault
-	tokens   map[string]issued
-	requests []TokenRequest
+	mu          sync.Mutex
+	lifetime    time.Duration
+	tokenFaults faultScript // of the token endpoint
+	apiFaults   faultScript // of the API
+	tokens      map[string]issued
+	requests    []TokenRequest
+	apiRequests int
 }
 
+// issued is what the server knows of a token it issued.
 type issued struct {
 	expiry  time.Time
 	revoked bool
+}
+
+// faultScript holds the scripted faults of one endpoint.
+type faultScript struct {
+	next   []Fault
+	always *Fault
+}
+
+// take returns the fault for the next request, if any, and uses it up.
+// The caller holds the server's mutex.
+func (fs *faultScript) take() *Fault {
+	if len(fs.next) > 0 {
+		f := fs.next[0]
+		fs.next = fs.next[1:]
+		return &f
+	}
+	if fs.always != nil {
+		f := *fs.always
+		return &f
+	}
+	return nil
 }
 
 // MemoryURL is the URL of a server from [NewMemoryServer]. Nothing
@@ -221,11 +248,12 @@ func (s *Server) SetTokenLifetime(d time.Duration) {
 }
 
 // FailNext makes the next token requests take the given faults, one each,
-// in order; requests after them are answered as before.
+// in order; requests after them are answered as before. The API is not
+// affected: see [Server.FailAPINext].
 func (s *Server) FailNext(faults ...Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.next = append(s.next, faults...)
+	s.tokenFaults.next = append(s.tokenFaults.next, faults...)
 }
 
 // FailAlways makes every token request take fault, once the faults of
@@ -233,14 +261,36 @@ func (s *Server) FailNext(faults ...Fault) {
 func (s *Server) FailAlways(fault Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.always = &fault
+	s.tokenFaults.always = &fault
 }
 
-// Recover drops every scripted fault.
+// FailAPINext makes the next API requests take the given faults, one
+// each, in order; requests after them are answered as before. An API
+// request is one to [ClientsPath] or to a handler behind
+// [Server.RequireToken]; the fault comes before the token check, so that
+// a fault with a Status answers whatever the token, and one with only a
+// Delay is then checked as usual. The token endpoint is not affected: see
+// [Server.FailNext].
+func (s *Server) FailAPINext(faults ...Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.apiFaults.next = append(s.apiFaults.next, faults...)
+}
+
+// FailAPIAlways makes every API request take fault, once the faults of
+// FailAPINext are used up, until Recover.
+func (s *Server) FailAPIAlways(fault Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.apiFaults.always = &fault
+}
+
+// Recover drops every scripted fault, of the token endpoint and of the
+// API.
 func (s *Server) Recover() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.next, s.always = nil, nil
+	s.tokenFaults, s.apiFaults = faultScript{}, faultScript{}
 }
 
 // TokenRequests returns how many token requests the server has received,
@@ -249,6 +299,14 @@ func (s *Server) TokenRequests() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.requests)
+}
+
+// APIRequests returns how many API requests (see [Server.FailAPINext])
+// the server has received, faulted and refused ones included.
+func (s *Server) APIRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.apiRequests
 }
 
 // LastTokenRequest returns the last token request received, if any. The
@@ -302,12 +360,22 @@ func (s *Server) ValidToken(token string) bool {
 // issued, unexpired and not revoked. Any other request gets 401, with a
 // WWW-Authenticate header and the body {"success": false, "message":
 // "Unauthenticated."}.
+//
+// Faults scripted with [Server.FailAPINext] and [Server.FailAPIAlways]
+// apply to its requests.
 func (s *Server) RequireToken(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.apiRequests++
+		fault := s.apiFaults.take()
+		s.mu.Unlock()
+		if answered := serveFault(w, r, fault, writeAPIFailure); answered {
+			return
+		}
 		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 		if !strings.EqualFold(scheme, "Bearer") || !s.ValidToken(token) {
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-			writeJSON(w, http.StatusUnauthorized, map[string]any{"success": false, "message": "Unauthenticated."})
+			writeAPIFailure(w, http.StatusUnauthorized, "Unauthenticated.")
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -332,46 +400,10 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	s.requests = append(s.requests, req)
-	var fault *Fault
-	if len(s.next) > 0 {
-		fault = &s.next[0]
-		s.next = s.next[1:]
-	} else if s.always != nil {
-		f := *s.always
-		fault = &f
-	}
+	fault := s.tokenFaults.take()
 	s.mu.Unlock()
-
-	if fault != nil {
-		if fault.Drop {
-			dropConnection(w)
-			return
-		}
-		if fault.Delay > 0 {
-			t := time.NewTimer(fault.Delay)
-			select {
-			case <-t.C:
-			case <-r.Context().Done():
-				t.Stop()
-				return
-			}
-		}
-		if fault.Status != 0 {
-			for k, vs := range fault.Header {
-				w.Header()[k] = vs
-			}
-			if fault.Body != "" {
-				w.WriteHeader(fault.Status)
-				io.WriteString(w, fault.Body)
-				return
-			}
-			desc := fault.Description
-			if desc == "" {
-				desc = http.StatusText(fault.Status)
-			}
-			writeFailure(w, fault.Status, desc)
-			return
-		}
+	if answered := serveFault(w, r, fault, writeFailure); answered {
+		return
 	}
 
 	if r.Method != http.MethodPost {
@@ -401,6 +433,46 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 			"access_token": token,
 		},
 	})
+}
+
+// serveFault acts out fault, if not nil: it drops the connection, or
+// waits, then answers with the fault's status, writing its envelope with
+// failure. It reports whether the request is dealt with; if not, it is to
+// be answered as usual.
+func serveFault(w http.ResponseWriter, r *http.Request, fault *Fault, failure func(http.ResponseWriter, int, string)) bool {
+	if fault == nil {
+		return false
+	}
+	if fault.Drop {
+		dropConnection(w)
+		return true
+	}
+	if fault.Delay > 0 {
+		t := time.NewTimer(fault.Delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return true
+		}
+	}
+	if fault.Status == 0 {
+		return false
+	}
+	for k, vs := range fault.Header {
+		w.Header()[k] = vs
+	}
+	if fault.Body != "" {
+		w.WriteHeader(fault.Status)
+		io.WriteString(w, fault.Body)
+		return true
+	}
+	desc := fault.Description
+	if desc == "" {
+		desc = http.StatusText(fault.Status)
+	}
+	failure(w, fault.Status, desc)
+	return true
 }
 
 // checkRequest validates a token request body as the endpoint's
@@ -476,6 +548,12 @@ func writeFailure(w http.ResponseWriter, status int, description string) {
 	})
 }
 
+// writeAPIFailure writes the envelope of the API's documented failures,
+// whose message is a plain string.
+func writeAPIFailure(w http.ResponseWriter, status int, message string) {
+	writeJSON(w, status, map[string]any{"success": false, "message": message})
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -484,11 +562,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // dropConnection closes the client's connection with no answer.
 func dropConnection(w http.ResponseWriter) {
-	if hj, ok := w.(http.Hijacker); ok {
-		if conn, _, err := hj.Hijack(); err == nil {
-			conn.Close()
-			return
-		}
+	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		conn.Close()
+		return
 	}
 	panic(http.ErrAbortHandler)
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -316,4 +318,193 @@ func TestMemoryServerInBubble(t *testing.T) {
 			t.Errorf("URL = %q", srv.URL)
 		}
 	})
+}
+
+// apiAnswer is what a client saw of an API answer.
+type apiAnswer struct {
+	Status     int
+	Body       string
+	RetryAfter string
+}
+
+// getAPI sends GET ClientsPath to srv with client, with token as a bearer
+// token if not empty.
+func getAPI(client *http.Client, srv *fincalcauthtest.Server, token string) (apiAnswer, error) {
+	req, _ := http.NewRequest("GET", srv.URL+fincalcauthtest.ClientsPath, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return apiAnswer{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return apiAnswer{resp.StatusCode, string(body), resp.Header.Get("Retry-After")}, err
+}
+
+const (
+	clientsBody         = `{"data":[],"meta":{"total":0},"success":true}` + "\n"
+	unauthenticatedBody = `{"message":"Unauthenticated.","success":false}` + "\n"
+)
+
+func TestAPIFaults(t *testing.T) {
+	tests := []struct {
+		name      string
+		fault     fincalcauthtest.Fault
+		noToken   bool
+		want      apiAnswer
+		wantErr   bool
+		wantDelay time.Duration
+	}{
+		{"status with envelope", fincalcauthtest.Fault{Status: 503, Description: "Down for maintenance."}, false,
+			apiAnswer{503, `{"message":"Down for maintenance.","success":false}` + "\n", ""}, false, 0},
+		{"status with default description", fincalcauthtest.Fault{Status: 500}, false,
+			apiAnswer{500, `{"message":"Internal Server Error","success":false}` + "\n", ""}, false, 0},
+		{"whole body", fincalcauthtest.Fault{Status: 502, Body: "<html>502</html>"}, false,
+			apiAnswer{502, "<html>502</html>", ""}, false, 0},
+		{"Retry-After", fincalcauthtest.Fault{Status: 429, Header: http.Header{"Retry-After": {"7"}}}, false,
+			apiAnswer{429, `{"message":"Too Many Requests","success":false}` + "\n", "7"}, false, 0},
+		{"status before the token check", fincalcauthtest.Fault{Status: 503}, true,
+			apiAnswer{503, `{"message":"Service Unavailable","success":false}` + "\n", ""}, false, 0},
+		{"delay, then the usual answer", fincalcauthtest.Fault{Delay: time.Minute}, false,
+			apiAnswer{200, clientsBody, ""}, false, time.Minute},
+		{"delay, then the token check", fincalcauthtest.Fault{Delay: time.Minute}, true,
+			apiAnswer{401, unauthenticatedBody, ""}, false, time.Minute},
+		{"delay, then a status", fincalcauthtest.Fault{Delay: 3 * time.Second, Status: 504}, false,
+			apiAnswer{504, `{"message":"Gateway Timeout","success":false}` + "\n", ""}, false, 3 * time.Second},
+		{"dropped connection", fincalcauthtest.Fault{Drop: true}, false, apiAnswer{}, true, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				srv := fincalcauthtest.NewMemoryServer()
+				ctx := context.WithValue(t.Context(), oauth2.HTTPClient, srv.Client())
+				tok, err := srv.ClientConfig().Token(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				token := tok.AccessToken
+				if tt.noToken {
+					token = ""
+				}
+				srv.FailAPINext(tt.fault)
+				start := time.Now()
+				got, err := getAPI(srv.Client(), srv, token)
+				if (err != nil) != tt.wantErr {
+					t.Fatalf("error %v, want one: %v", err, tt.wantErr)
+				}
+				if diff := cmp.Diff(tt.want, got); diff != "" {
+					t.Errorf("answer (-want +got):\n%s", diff)
+				}
+				if d := time.Since(start); d != tt.wantDelay {
+					t.Errorf("answered after %v, want %v", d, tt.wantDelay)
+				}
+				// The fault is used up: the next request is answered as usual.
+				if got, err := getAPI(srv.Client(), srv, tok.AccessToken); err != nil || got.Status != 200 {
+					t.Errorf("after the fault: %+v, %v", got, err)
+				}
+				if got, want := []int{srv.APIRequests(), srv.TokenRequests()}, []int{2, 1}; !cmp.Equal(got, want) {
+					t.Errorf("API and token requests %v, want %v", got, want)
+				}
+			})
+		})
+	}
+}
+
+func TestAPIFaultsOverTheNetwork(t *testing.T) {
+	srv := fincalcauthtest.NewServer()
+	defer srv.Close()
+	tok, err := srv.ClientConfig().Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.FailAPINext(fincalcauthtest.Fault{Drop: true}, fincalcauthtest.Fault{Status: 503})
+	client := &http.Client{Transport: &http.Transport{}} // no connection reused from another test
+	var got []string
+	for range 3 {
+		a, err := getAPI(client, srv, tok.AccessToken)
+		if err != nil {
+			got = append(got, "error")
+			continue
+		}
+		got = append(got, http.StatusText(a.Status))
+	}
+	if diff := cmp.Diff([]string{"error", "Service Unavailable", "OK"}, got); diff != "" {
+		t.Errorf("answers (-want +got):\n%s", diff)
+	}
+}
+
+func TestAPIFaultsAreSeparate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := fincalcauthtest.NewMemoryServer()
+		ctx := context.WithValue(t.Context(), oauth2.HTTPClient, srv.Client())
+		tok, err := srv.ClientConfig().Token(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		api := func() int {
+			a, err := getAPI(srv.Client(), srv, tok.AccessToken)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return a.Status
+		}
+		token := func() int {
+			status, _ := postMemory(t, srv)
+			return status
+		}
+		var got []int
+		srv.FailAlways(fincalcauthtest.Fault{Status: 500})
+		got = append(got, api(), token())
+		srv.Recover()
+		srv.FailAPIAlways(fincalcauthtest.Fault{Status: 503})
+		got = append(got, api(), api(), token())
+		srv.FailAPINext(fincalcauthtest.Fault{Status: 429})
+		got = append(got, api(), api())
+		srv.Recover()
+		got = append(got, api(), token())
+		want := []int{200, 500, 503, 503, 200, 429, 503, 200, 200}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("statuses (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// postMemory sends a good token request to a memory server.
+func postMemory(t *testing.T, srv *fincalcauthtest.Server) (int, string) {
+	t.Helper()
+	resp, err := srv.Client().Post(srv.TokenURL, "application/json", strings.NewReader(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func TestAPIFaultsBehindRequireToken(t *testing.T) {
+	srv := fincalcauthtest.NewMemoryServer()
+	tok, err := srv.ClientConfig().Token(context.WithValue(context.Background(), oauth2.HTTPClient, srv.Client()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := srv.RequireToken(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "own")
+	}))
+	srv.FailAPINext(fincalcauthtest.Fault{Status: 503, Body: "down"})
+	var got []string
+	for range 2 {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/own", nil)
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		own.ServeHTTP(rec, req)
+		got = append(got, fmt.Sprint(rec.Code, " ", rec.Body.String()))
+	}
+	if diff := cmp.Diff([]string{"503 down", "200 own"}, got); diff != "" {
+		t.Errorf("answers (-want +got):\n%s", diff)
+	}
+	if n := srv.APIRequests(); n != 2 {
+		t.Errorf("APIRequests() = %d, want 2", n)
+	}
 }
