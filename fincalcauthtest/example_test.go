@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 
+	"github.com/gofincalc/fincalcauth"
 	"github.com/gofincalc/fincalcauth/fincalcauthtest"
 	"golang.org/x/oauth2"
 )
@@ -170,4 +171,50 @@ func ExampleServer_FailAPIAlways() {
 	// Output:
 	// 500 Internal Server Error 500 Internal Server Error
 	// after Recover: 200 OK
+}
+
+func ExampleServer_AddCredentials() {
+	srv := fincalcauthtest.NewServer()
+	defer srv.Close()
+
+	// Two advisers of one firm: the same client, two logins.
+	second := fincalcauthtest.DefaultCredentials()
+	second.EmailAddress = "second.adviser@example.com"
+	srv.AddCredentials(second)
+
+	for _, cfg := range []*fincalcauth.Config{srv.ClientConfig(), srv.ConfigFor(second)} {
+		tok, err := cfg.Token(context.Background())
+		if err != nil {
+			log.Fatal(err)
+		}
+		who, _ := srv.TokenCredentials(tok.AccessToken)
+		fmt.Println("a token for", who.EmailAddress)
+	}
+	// Output:
+	// a token for hello@example.com
+	// a token for second.adviser@example.com
+}
+
+func ExampleServer_RemoveCredentials() {
+	srv := fincalcauthtest.NewServer()
+	defer srv.Close()
+	oldCfg := srv.ClientConfig()
+	oldTok, _ := oldCfg.Token(context.Background())
+
+	// A secret rotation: both secrets work while services move to the
+	// new one, then the old one is removed.
+	rotated := fincalcauthtest.DefaultCredentials()
+	rotated.ClientSecret = "fake-secret-rotated-4Jq9"
+	srv.AddCredentials(rotated)
+	_, err := srv.ConfigFor(rotated).Token(context.Background())
+	fmt.Println("new secret:", err)
+
+	srv.RemoveCredentials(fincalcauthtest.DefaultCredentials())
+	_, err = oldCfg.Token(context.Background())
+	fmt.Println("old secret:", err)
+	fmt.Println("a token issued to the old secret is valid:", srv.ValidToken(oldTok.AccessToken))
+	// Output:
+	// new secret: <nil>
+	// old secret: fincalcauth: token request failed: 401 Unauthorized: Client authentication failed.
+	// a token issued to the old secret is valid: true
 }

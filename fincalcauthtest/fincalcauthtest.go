@@ -22,7 +22,8 @@
 // email_address, each a non-empty JSON string given once. A request that
 // breaks a rule gets FinCalc's documented 400 answer,
 // {"success": false, "message": {"description": "..."}}. Credentials
-// other than the server's get 401 with the same envelope (FinCalc
+// the server does not accept ([DefaultCredentials], and those given to
+// [Server.AddCredentials]) get 401 with the same envelope (FinCalc
 // documents only its 400 answer; the 401 is this fake's choice). A good
 // request gets a distinct token that lives [DefaultTokenLifetime] unless
 // [Server.SetTokenLifetime] says otherwise. Failures can be scripted with
@@ -31,7 +32,8 @@
 // The API side: [ClientsPath] answers a FinCalc envelope to any request
 // that carries a bearer token the server issued, unexpired and not
 // revoked, and 401 to any other. [Server.RequireToken] applies the same
-// check to a handler of your own.
+// check to a handler of your own. Its failures are scripted apart, with
+// [Server.FailAPINext] and [Server.FailAPIAlways].
 //
 // A Server is safe for concurrent use.
 package fincalcauthtest
@@ -55,7 +57,8 @@ import (
 	"github.com/gofincalc/fincalcauth/internal/memhttp"
 )
 
-// The credentials a new Server accepts, and its paths.
+// The credentials a new Server accepts (see [DefaultCredentials]), and
+// its paths.
 const (
 	// ClientID is the client ID that the server accepts.
 	ClientID = "12345"
@@ -108,6 +111,23 @@ type Fault struct {
 	Drop bool
 }
 
+// Credentials are what a token request authenticates with: a client's ID
+// and secret, and the email address of a FinCalc login. A server accepts
+// a request whose client_id, client_secret and email_address equal the
+// three fields of one of its accepted Credentials: see
+// [Server.AddCredentials].
+type Credentials struct {
+	ClientID     string
+	ClientSecret string
+	EmailAddress string
+}
+
+// DefaultCredentials returns the credentials that a new Server accepts:
+// [ClientID], [ClientSecret] and [EmailAddress].
+func DefaultCredentials() Credentials {
+	return Credentials{ClientID: ClientID, ClientSecret: ClientSecret, EmailAddress: EmailAddress}
+}
+
 // TokenRequest is a token request as the server received it.
 type TokenRequest struct {
 	// ContentType is the request's Content-Type header.
@@ -132,7 +152,8 @@ type Server struct {
 	lifetime    time.Duration
 	tokenFaults faultScript // of the token endpoint
 	apiFaults   faultScript // of the API
-	tokens      map[string]issued
+	accepted    map[Credentials]bool
+	tokens      map[string]issued // by access token
 	requests    []TokenRequest
 	apiRequests int
 }
@@ -141,6 +162,18 @@ type Server struct {
 type issued struct {
 	expiry  time.Time
 	revoked bool
+	grant   string      // the grant type that issued it: "client_credentials"
+	creds   Credentials // the credentials it was issued to
+}
+
+// issue records a new token issued by grant to creds, living the
+// server's token lifetime, and returns it and its lifetime.
+func (s *Server) issue(grant string, creds Credentials) (string, time.Duration) {
+	token := newToken()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokens[token] = issued{expiry: time.Now().Add(s.lifetime), grant: grant, creds: creds}
+	return token, s.lifetime
 }
 
 // faultScript holds the scripted faults of one endpoint.
@@ -192,6 +225,7 @@ func NewMemoryServer() *Server {
 func newServer() *Server {
 	s := &Server{
 		lifetime: DefaultTokenLifetime,
+		accepted: map[Credentials]bool{DefaultCredentials(): true},
 		tokens:   make(map[string]issued),
 	}
 	mux := http.NewServeMux()
@@ -223,20 +257,58 @@ func (s *Server) Client() *http.Client {
 	return &http.Client{Transport: memhttp.Transport{Handler: s.handler}}
 }
 
-// ClientConfig returns a new Config with the server's credentials and
-// token URL, asking for scopes, or for [fincalcauth.ScopeFactFind] if
-// none is given.
+// ClientConfig returns a new Config with the [DefaultCredentials] and
+// the server's token URL, asking for scopes, or for
+// [fincalcauth.ScopeFactFind] if none is given.
 func (s *Server) ClientConfig(scopes ...string) *fincalcauth.Config {
+	return s.ConfigFor(DefaultCredentials(), scopes...)
+}
+
+// ConfigFor is [Server.ClientConfig] with the credentials c, such as
+// ones given to [Server.AddCredentials].
+func (s *Server) ConfigFor(c Credentials, scopes ...string) *fincalcauth.Config {
 	if len(scopes) == 0 {
 		scopes = []string{fincalcauth.ScopeFactFind}
 	}
 	return &fincalcauth.Config{
-		ClientID:     ClientID,
-		ClientSecret: ClientSecret,
-		EmailAddress: EmailAddress,
+		ClientID:     c.ClientID,
+		ClientSecret: c.ClientSecret,
+		EmailAddress: c.EmailAddress,
 		Scopes:       append([]string(nil), scopes...),
 		TokenURL:     s.TokenURL,
 	}
+}
+
+// AddCredentials makes the server accept c as well as the credentials it
+// accepts already. A secret rotation adds the client's new secret, with
+// its ID and each email address, and later removes the old one with
+// [Server.RemoveCredentials]; a second adviser of the same client adds
+// the client's ID and secret with the adviser's email address. Every
+// token remembers the credentials it was issued to: see
+// [Server.TokenCredentials].
+func (s *Server) AddCredentials(c Credentials) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.accepted[c] = true
+}
+
+// RemoveCredentials makes the server refuse c, with the 401 it answers
+// to unknown credentials, the [DefaultCredentials] included. The tokens
+// already issued to c stay valid until they expire (FinCalc documents
+// nothing else); [Server.RevokeTokens] revokes them.
+func (s *Server) RemoveCredentials(c Credentials) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.accepted, c)
+}
+
+// TokenCredentials returns the credentials that token was issued to, and
+// whether the server issued it, valid or not.
+func (s *Server) TokenCredentials(token string) (Credentials, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.tokens[token]
+	return t.creds, ok
 }
 
 // SetTokenLifetime sets the lifetime of the tokens issued from now on
@@ -416,15 +488,15 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, http.StatusBadRequest, badRequest+" ("+problem+")")
 		return
 	}
-	if got["client_id"] != ClientID || got["client_secret"] != ClientSecret || got["email_address"] != EmailAddress {
+	creds := Credentials{ClientID: got["client_id"], ClientSecret: got["client_secret"], EmailAddress: got["email_address"]}
+	s.mu.Lock()
+	ok := s.accepted[creds]
+	s.mu.Unlock()
+	if !ok {
 		writeFailure(w, http.StatusUnauthorized, "Client authentication failed.")
 		return
 	}
-	token := newToken()
-	s.mu.Lock()
-	lifetime := s.lifetime
-	s.tokens[token] = issued{expiry: time.Now().Add(lifetime)}
-	s.mu.Unlock()
+	token, lifetime := s.issue("client_credentials", creds)
 	writeJSON(w, http.StatusOK, map[string]any{
 		"success": true,
 		"data": map[string]any{

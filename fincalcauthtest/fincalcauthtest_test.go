@@ -508,3 +508,100 @@ func TestAPIFaultsBehindRequireToken(t *testing.T) {
 		t.Errorf("APIRequests() = %d, want 2", n)
 	}
 }
+
+func TestCredentials(t *testing.T) {
+	def := fincalcauthtest.DefaultCredentials()
+	second := fincalcauthtest.Credentials{ClientID: def.ClientID, ClientSecret: def.ClientSecret, EmailAddress: "second@example.com"}
+	rotated := fincalcauthtest.Credentials{ClientID: def.ClientID, ClientSecret: "fake-secret-rotated", EmailAddress: def.EmailAddress}
+	other := fincalcauthtest.Credentials{ClientID: "67890", ClientSecret: "fake-secret-other", EmailAddress: "other@example.com"}
+	mixed := fincalcauthtest.Credentials{ClientID: other.ClientID, ClientSecret: def.ClientSecret, EmailAddress: def.EmailAddress}
+	tests := []struct {
+		name        string
+		add, remove []fincalcauthtest.Credentials
+		accepted    []fincalcauthtest.Credentials
+		refused     []fincalcauthtest.Credentials
+	}{
+		{"a new server", nil, nil, []fincalcauthtest.Credentials{def}, []fincalcauthtest.Credentials{second, rotated, other}},
+		{"a second adviser", []fincalcauthtest.Credentials{second}, nil, []fincalcauthtest.Credentials{def, second}, []fincalcauthtest.Credentials{rotated}},
+		{"during a rotation", []fincalcauthtest.Credentials{rotated}, nil, []fincalcauthtest.Credentials{def, rotated}, []fincalcauthtest.Credentials{second}},
+		{"after a rotation", []fincalcauthtest.Credentials{rotated}, []fincalcauthtest.Credentials{def}, []fincalcauthtest.Credentials{rotated}, []fincalcauthtest.Credentials{def}},
+		{"another client", []fincalcauthtest.Credentials{other}, nil, []fincalcauthtest.Credentials{def, other}, []fincalcauthtest.Credentials{mixed}},
+		{"added twice, removed once", []fincalcauthtest.Credentials{other, other}, []fincalcauthtest.Credentials{other}, []fincalcauthtest.Credentials{def}, []fincalcauthtest.Credentials{other}},
+		{"removing unknown ones", nil, []fincalcauthtest.Credentials{other}, []fincalcauthtest.Credentials{def}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := fincalcauthtest.NewMemoryServer()
+			ctx := context.WithValue(context.Background(), oauth2.HTTPClient, srv.Client())
+			for _, c := range tt.add {
+				srv.AddCredentials(c)
+			}
+			for _, c := range tt.remove {
+				srv.RemoveCredentials(c)
+			}
+			for _, c := range tt.accepted {
+				tok, err := srv.ConfigFor(c).Token(ctx)
+				if err != nil {
+					t.Errorf("%+v: %v", c, err)
+					continue
+				}
+				got, ok := srv.TokenCredentials(tok.AccessToken)
+				if !ok || !srv.ValidToken(tok.AccessToken) {
+					t.Errorf("%+v: the token is unknown or invalid", c)
+				}
+				if diff := cmp.Diff(c, got); diff != "" {
+					t.Errorf("TokenCredentials (-want +got):\n%s", diff)
+				}
+			}
+			for _, c := range tt.refused {
+				_, err := srv.ConfigFor(c).Token(ctx)
+				var re *oauth2.RetrieveError
+				if !errors.As(err, &re) || re.Response.StatusCode != http.StatusUnauthorized {
+					t.Errorf("%+v: error %v, want a 401", c, err)
+				}
+			}
+		})
+	}
+}
+
+func TestRemovedCredentialsKeepTheirTokens(t *testing.T) {
+	srv := fincalcauthtest.NewMemoryServer()
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, srv.Client())
+	second := fincalcauthtest.DefaultCredentials()
+	second.EmailAddress = "second@example.com"
+	srv.AddCredentials(second)
+	first, err := srv.ClientConfig().Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := srv.ConfigFor(second).Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.RemoveCredentials(fincalcauthtest.DefaultCredentials())
+	got := map[string]bool{"first": srv.ValidToken(first.AccessToken), "second": srv.ValidToken(other.AccessToken)}
+	srv.RevokeTokens()
+	got["first revoked"] = srv.ValidToken(first.AccessToken)
+	_, known := srv.TokenCredentials(first.AccessToken)
+	got["first known"] = known
+	_, known = srv.TokenCredentials("fake-unknown")
+	got["unknown known"] = known
+	want := map[string]bool{"first": true, "second": true, "first revoked": false, "first known": true, "unknown known": false}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestConfigFor(t *testing.T) {
+	srv := fincalcauthtest.NewMemoryServer()
+	c := fincalcauthtest.Credentials{ClientID: "1", ClientSecret: "s", EmailAddress: "a@example.com"}
+	cfg := srv.ConfigFor(c, "client-information")
+	got := []any{cfg.ClientID, cfg.ClientSecret, cfg.EmailAddress, cfg.Scopes, cfg.TokenURL}
+	want := []any{"1", "s", "a@example.com", []string{"client-information"}, fincalcauthtest.MemoryURL + fincalcauthtest.TokenPath}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ConfigFor (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"fact-find"}, srv.ClientConfig().Scopes); diff != "" {
+		t.Errorf("default scopes (-want +got):\n%s", diff)
+	}
+}
