@@ -69,7 +69,12 @@ const (
 
 	// TokenPath is the path of the token endpoint, as at FinCalc.
 	TokenPath = "/api/oauth/token"
-	// ClientsPath is an API path that answers only to a valid token.
+	// ClientsPath is an API path, as at FinCalc, that answers only to a
+	// valid token: any other request gets the 401 of
+	// [Server.RequireToken]. To any method, with a valid token, it
+	// answers 200 with FinCalc's envelope around an empty list:
+	//
+	//	{"success": true, "data": [], "meta": {"total": 0}}
 	ClientsPath = "/api/v2/clients"
 
 	// DefaultTokenLifetime is the lifetime of tokens, as at FinCalc.
@@ -243,6 +248,15 @@ func (s *Server) Close() {
 	}
 	s.srv.CloseClientConnections()
 	s.srv.Close()
+}
+
+// ServeHTTP serves the fake's endpoints: a Server is the handler behind
+// its URL. Serving a server from [NewMemoryServer] on a listener of one's
+// own makes it reachable there, as cmd/fincalc-fake does; set URL and
+// TokenURL to the listener's address, so that [Server.ClientConfig]
+// points at it.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.handler.ServeHTTP(w, r)
 }
 
 // Client returns an HTTP client that reaches the server in memory, with

@@ -605,3 +605,22 @@ func TestConfigFor(t *testing.T) {
 		t.Errorf("default scopes (-want +got):\n%s", diff)
 	}
 }
+
+func TestServeHTTPOnOwnListener(t *testing.T) {
+	fake := fincalcauthtest.NewMemoryServer()
+	hs := httptest.NewServer(fake)
+	defer hs.Close()
+	fake.URL, fake.TokenURL = hs.URL, hs.URL+fincalcauthtest.TokenPath
+	resp, err := fake.ClientConfig().Client(context.Background()).Get(fake.URL + fincalcauthtest.ClientsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if diff := cmp.Diff(apiAnswer{200, clientsBody, ""}, apiAnswer{resp.StatusCode, string(body), ""}); diff != "" {
+		t.Errorf("answer (-want +got):\n%s", diff)
+	}
+	if got := []int{fake.TokenRequests(), fake.APIRequests()}; !cmp.Equal(got, []int{1, 1}) {
+		t.Errorf("token and API requests %v, want [1 1]", got)
+	}
+}
