@@ -22,8 +22,8 @@
 // email_address, each a non-empty JSON string given once. A request that
 // breaks a rule gets FinCalc's documented 400 answer,
 // {"success": false, "message": {"description": "..."}}. Credentials
-// the server does not accept ([DefaultCredentials], and those given to
-// [Server.AddCredentials]) get 401 with the same envelope (FinCalc
+// other than those the server accepts ([DefaultCredentials], and those
+// given to [Server.AddCredentials]) get 401 with the same envelope (FinCalc
 // documents only its 400 answer; the 401 is this fake's choice). A good
 // request gets a distinct token that lives [DefaultTokenLifetime] unless
 // [Server.SetTokenLifetime] says otherwise. Failures can be scripted with
@@ -306,10 +306,10 @@ func (s *Server) AddCredentials(c Credentials) {
 	s.accepted[c] = true
 }
 
-// RemoveCredentials makes the server refuse c, with the 401 it answers
-// to unknown credentials, the [DefaultCredentials] included. The tokens
-// already issued to c stay valid until they expire (FinCalc documents
-// nothing else); [Server.RevokeTokens] revokes them.
+// RemoveCredentials makes the server refuse c, which may be the
+// [DefaultCredentials], with the 401 it answers to unknown credentials.
+// The tokens already issued to c stay valid until they expire (FinCalc
+// documents nothing else); [Server.RevokeTokens] revokes them.
 func (s *Server) RemoveCredentials(c Credentials) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
