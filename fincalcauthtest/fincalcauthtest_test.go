@@ -624,3 +624,34 @@ func TestServeHTTPOnOwnListener(t *testing.T) {
 		t.Errorf("token and API requests %v, want [1 1]", got)
 	}
 }
+
+func TestDelayEndsWhenTheClientGivesUp(t *testing.T) {
+	tests := []struct {
+		name string
+		path string
+		fail func(*fincalcauthtest.Server, ...fincalcauthtest.Fault)
+	}{
+		{"token endpoint", fincalcauthtest.TokenPath, (*fincalcauthtest.Server).FailNext},
+		{"API", fincalcauthtest.ClientsPath, (*fincalcauthtest.Server).FailAPINext},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				srv := fincalcauthtest.NewMemoryServer()
+				tt.fail(srv, fincalcauthtest.Fault{Delay: time.Hour})
+				ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+				defer cancel()
+				req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+tt.path, strings.NewReader(good))
+				req.Header.Set("Content-Type", "application/json")
+				start := time.Now()
+				resp, err := srv.Client().Do(req)
+				if err == nil {
+					resp.Body.Close()
+				}
+				if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) != time.Second {
+					t.Errorf("after %v: %v; want the context's error after 1s", time.Since(start), err)
+				}
+			})
+		})
+	}
+}

@@ -3,6 +3,7 @@
 package memhttp
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -13,7 +14,8 @@ import (
 var ErrAborted = errors.New("connection reset: the server aborted the request")
 
 // Transport is an http.RoundTripper that hands each request, whatever its
-// host, to Handler in the caller's goroutine and returns what it wrote.
+// host, to Handler in the caller's goroutine and returns what it wrote,
+// or the cause of the request's context if that ended meanwhile.
 type Transport struct {
 	Handler http.Handler
 }
@@ -33,6 +35,11 @@ func (t Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if ctx := req.Context(); ctx.Err() != nil {
+		// The client gave up while the handler ran, as a network
+		// transport would report it: whatever was written is lost.
+		return nil, context.Cause(ctx)
 	}
 	resp := rec.Result()
 	resp.Request = req
