@@ -13,7 +13,7 @@ import (
 
 // ParseResponse parses a whole answer, reporting it without secret.
 func ParseResponse(resp *http.Response, body []byte, secret string, now time.Time) (*oauth2.Token, error) {
-	return parseResponse(resp, body, false, func() redactor { return newRedactor(secret) }, now)
+	return parseResponse(newAnswer(resp, body, false, reporter{ctx: context.Background(), secrets: []string{secret}}, now), now)
 }
 
 const (
@@ -28,7 +28,7 @@ func ParseRetryAfter(v string, now time.Time) time.Duration { return parseRetryA
 // RefreshWindow returns the refresh window a new source of c gives a
 // token of the given lifetime.
 func RefreshWindow(c *Config, lifetime time.Duration) time.Duration {
-	return newRefresher(context.Background(), c).window(lifetime)
+	return newRefresher(context.Background(), c, nil).window(lifetime)
 }
 
 // ClientTokenLookup returns the token lookup that c's transport makes on
@@ -52,17 +52,10 @@ func LockClient(c *http.Client) (unlock func()) {
 	return r.mu.Unlock
 }
 
-// CutRedactor returns what redacts b, the start of a longer text, as the
-// package does with a body cut at its size limit.
-func CutRedactor(secret string) func(b []byte) []byte {
-	r := newRedactor(secret)
-	return func(b []byte) []byte { return r.bytes(b, true) }
-}
-
 // RefreshOffset returns how long after a token's issue a new source of c
 // starts replacing a token of the given lifetime.
 func RefreshOffset(c *Config, lifetime time.Duration) time.Duration {
-	r := newRefresher(context.Background(), c)
+	r := newRefresher(context.Background(), c, nil)
 	now := time.Now()
 	e := r.newEntry(&oauth2.Token{AccessToken: "t", Expiry: now.Add(lifetime), ExpiresIn: int64(lifetime / time.Second)})
 	return e.refreshAt.Sub(now)
@@ -72,7 +65,7 @@ func RefreshOffset(c *Config, lifetime time.Duration) time.Duration {
 // source of c is given in turn, how long after issue it starts replacing
 // each.
 func RefreshOffsets(c *Config, lifetime time.Duration, n int) []time.Duration {
-	r := newRefresher(context.Background(), c)
+	r := newRefresher(context.Background(), c, nil)
 	var offsets []time.Duration
 	for range n {
 		now := time.Now()

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -54,15 +53,22 @@ type requestBody struct {
 // concurrent use.
 type fetcher struct {
 	url    string
-	body   []byte          // the JSON request; it holds the secret
-	red    func() redactor // removes the secret from what is reported; built on first use
+	body   []byte // the JSON request; it holds the secret
+	secret string
 	client *http.Client
 	logger *slog.Logger
+
+	mu     sync.Mutex
+	handed []string // the last maxHanded tokens handed out, newest last
 }
 
-// newFetcher prepares requests for c, which must be valid, using the HTTP
-// client that ctx carries, if any.
-func newFetcher(ctx context.Context, c *Config) *fetcher {
+// maxHanded is how many of the tokens it handed out a source keeps, to
+// withhold server text that mentions them.
+const maxHanded = 4
+
+// newFetcher prepares requests for c, which must be valid, using hc, the
+// HTTP client that the context carries (see contextClient), if not nil.
+func newFetcher(hc *http.Client, c *Config) *fetcher {
 	body, err := json.Marshal(requestBody{
 		GrantType:    "client_credentials",
 		ClientID:     c.ClientID,
@@ -76,8 +82,8 @@ func newFetcher(ctx context.Context, c *Config) *fetcher {
 	return &fetcher{
 		url:    c.tokenURL(),
 		body:   body,
-		red:    sync.OnceValue(func() redactor { return newRedactor(c.ClientSecret) }),
-		client: tokenClient(ctx),
+		secret: c.ClientSecret,
+		client: tokenClient(hc),
 		logger: c.Logger,
 	}
 }
@@ -86,11 +92,10 @@ func newFetcher(ctx context.Context, c *Config) *fetcher {
 // HTTP client: x/oauth2 would use http.DefaultClient, which has no timeout.
 var defaultTokenClient = &http.Client{Timeout: defaultHTTPTimeout, CheckRedirect: noRedirect}
 
-// tokenClient returns the client for token requests: a copy of the one
-// in ctx, or defaultTokenClient. Neither follows redirects, so that the
-// request body, which holds the secret, goes to TokenURL only.
-func tokenClient(ctx context.Context) *http.Client {
-	hc := contextClient(ctx)
+// tokenClient returns the client for token requests: a copy of hc, or
+// defaultTokenClient. Neither follows redirects, so that the request
+// body, which holds the secret, goes to TokenURL only.
+func tokenClient(hc *http.Client) *http.Client {
 	if hc == nil {
 		return defaultTokenClient
 	}
@@ -118,9 +123,27 @@ func orBackground(ctx context.Context) context.Context {
 
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
+// remember adds tok to the tokens handed out, forgetting the oldest.
+func (f *fetcher) remember(tok string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.handed) == maxHanded {
+		f.handed = f.handed[1:]
+	}
+	f.handed = append(f.handed, tok)
+}
+
+// reporter returns what decides what of a server's text f may report:
+// not the secret, nor a token it handed out.
+func (f *fetcher) reporter(ctx context.Context) reporter {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return reporter{ctx: ctx, secrets: append([]string{f.secret}, f.handed...)}
+}
+
 // outcome is the result of one attempt.
 type outcome struct {
-	status     string // the answer's status line as sent, or what failed: redact it before reporting it
+	status     string // the answer's status code and text, or what failed
 	tok        *oauth2.Token
 	err        error
 	transient  bool          // worth another attempt
@@ -146,13 +169,14 @@ func (f *fetcher) retry(ctx context.Context) (*oauth2.Token, error) {
 			return nil, stopped(ctx, attempt-1, last)
 		}
 		o := f.attempt(ctx)
-		if f.logger != nil {
-			f.debug(ctx, "fincalcauth: token request answered", slog.Int("attempt", attempt), slog.String("status", f.red().text(o.status, maxDescription)))
-		}
+		f.debug(ctx, "fincalcauth: token request answered", func() []slog.Attr {
+			return []slog.Attr{slog.Int("attempt", attempt), slog.String("status", o.status)}
+		})
 		if o.err == nil {
 			if attempt > 1 {
-				f.debug(ctx, "fincalcauth: token fetched after retries",
-					slog.Int("attempts", attempt), slog.Time("expiry", o.tok.Expiry))
+				f.debug(ctx, "fincalcauth: token fetched after retries", func() []slog.Attr {
+					return []slog.Attr{slog.Int("attempts", attempt), slog.Time("expiry", o.tok.Expiry)}
+				})
 			}
 			return o.tok, nil
 		}
@@ -179,7 +203,9 @@ func (f *fetcher) retry(ctx context.Context) (*oauth2.Token, error) {
 		if wait == o.retryAfter {
 			reason = "Retry-After"
 		}
-		f.debug(ctx, "fincalcauth: waiting before the next attempt", slog.Duration("wait", wait), slog.String("reason", reason))
+		f.debug(ctx, "fincalcauth: waiting before the next attempt", func() []slog.Attr {
+			return []slog.Attr{slog.Duration("wait", wait), slog.String("reason", reason)}
+		})
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -191,10 +217,11 @@ func (f *fetcher) retry(ctx context.Context) (*oauth2.Token, error) {
 	}
 }
 
-// debug logs a record at Debug level, if there is a logger.
-func (f *fetcher) debug(ctx context.Context, msg string, attrs ...slog.Attr) {
-	if f.logger != nil {
-		f.logger.LogAttrs(ctx, slog.LevelDebug, msg, attrs...)
+// debug logs a record at Debug level, if there is a logger and it is
+// enabled for Debug: only then does it build the attributes.
+func (f *fetcher) debug(ctx context.Context, msg string, attrs func() []slog.Attr) {
+	if f.logger != nil && f.logger.Enabled(ctx, slog.LevelDebug) {
+		f.logger.LogAttrs(ctx, slog.LevelDebug, msg, attrs()...)
 	}
 }
 
@@ -233,48 +260,29 @@ func (f *fetcher) attempt(ctx context.Context) outcome {
 	sent := time.Now()
 	resp, err := f.client.Do(req)
 	if err != nil {
+		o := outcome{status: "no answer: " + transportKind(err), err: transportError(f.reporter(ctx), "token request failed", err), transient: true}
 		if verificationFailed(err) {
-			return outcome{status: "certificate not verified", err: f.transportError("token request failed: the server's TLS certificate could not be verified, which no retry can mend", err)}
+			o.transient = false
 		}
-		return outcome{status: "no answer", err: f.transportError("token request failed", err), transient: true}
+		return o
 	}
 	defer resp.Body.Close()
+	status := statusLine(resp.StatusCode)
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodySize+1))
 	if err != nil {
-		return outcome{status: resp.Status, err: f.transportError("reading token response ("+f.red().text(resp.Status, maxDescription)+")", err), transient: true}
+		return outcome{status: status + ", body not read", err: transportError(f.reporter(ctx), "reading token response ("+status+")", err), transient: true}
 	}
 	cut := len(body) > maxBodySize
 	if cut {
 		body = body[:maxBodySize]
 	}
-	o := outcome{status: resp.Status, transient: transientStatus(resp.StatusCode)}
-	if cut && resp.StatusCode/100 == 2 {
-		o.err = answer{resp: resp, body: body, cut: true, red: f.red}.malformed("larger than 1 MiB")
-		return o
-	}
-	o.tok, o.err = parseResponse(resp, body, cut, f.red, sent)
+	a := newAnswer(resp, body, cut, f.reporter(ctx), time.Now())
+	o := outcome{status: status, transient: transientStatus(resp.StatusCode)}
+	o.tok, o.err = parseResponse(a, sent)
 	if o.err != nil && o.transient {
-		o.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		o.retryAfter = a.retryAfter
 	}
 	return o
-}
-
-// transportError reports err, a failure of the transport, such as
-// net/http's error that quotes a malformed status or header line the
-// server sent. Its text is redacted, and err stays in the chain only if
-// nothing in its text needed redacting; otherwise only the context's
-// error, if err is one, does.
-func (f *fetcher) transportError(what string, err error) error {
-	e := &fetchError{msg: what + ": " + f.red().text(err.Error(), maxDescription), cause: err}
-	if f.red().changes(err.Error()) {
-		e.cause = nil
-		for _, ctxErr := range []error{context.Canceled, context.DeadlineExceeded} {
-			if errors.Is(err, ctxErr) {
-				e.cause = ctxErr
-			}
-		}
-	}
-	return e
 }
 
 // verificationFailed reports whether err is a failed verification of the
@@ -297,30 +305,4 @@ func transientStatus(code int) bool {
 		return true
 	}
 	return false
-}
-
-// parseRetryAfter reads a Retry-After header in seconds or HTTP-date
-// form, capped at an hour. It returns 0 when v is absent, malformed or
-// in the past.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	switch {
-	case err == nil && n <= 0:
-		return 0
-	case err == nil:
-		return time.Duration(min(n, int64(time.Hour/time.Second))) * time.Second
-	case errors.Is(err, strconv.ErrRange) && v[0] != '-':
-		// More seconds than an int64 holds: longer than any budget.
-		return time.Hour
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return min(d, time.Hour)
-		}
-	}
-	return 0
 }

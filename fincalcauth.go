@@ -92,7 +92,7 @@ func (c *Config) Token(ctx context.Context) (*oauth2.Token, error) {
 		return nil, err
 	}
 	ctx = orBackground(ctx)
-	return newFetcher(ctx, c).fetch(ctx)
+	return newFetcher(contextClient(ctx), c).fetch(ctx)
 }
 
 // TokenSource returns a source of tokens for c that caches its token and
@@ -118,7 +118,8 @@ func (c *Config) TokenSource(ctx context.Context) oauth2.TokenSource {
 	if err := c.Validate(); err != nil {
 		return oauth2.ReuseTokenSource(nil, errSource{err})
 	}
-	r := newRefresher(orBackground(ctx), c)
+	ctx = orBackground(ctx)
+	r := newRefresher(ctx, c, contextClient(ctx))
 	return oauth2.ReuseTokenSourceWithExpiry(nil, reuseAdapter{r}, reuseEarlyExpiry)
 }
 
@@ -149,7 +150,8 @@ func (c *Config) TokenSource(ctx context.Context) oauth2.TokenSource {
 // should not be modified.
 func (c *Config) Client(ctx context.Context) *http.Client {
 	ctx = orBackground(ctx)
-	base := contextClient(ctx)
+	hc := contextClient(ctx)
+	base := hc
 	if base == nil {
 		base = http.DefaultClient
 	}
@@ -158,7 +160,7 @@ func (c *Config) Client(ctx context.Context) *http.Client {
 		t.base = http.DefaultTransport
 	}
 	if t.err = c.Validate(); t.err == nil {
-		t.r = newRefresher(ctx, c)
+		t.r = newRefresher(ctx, c, hc)
 	}
 	return &http.Client{
 		Transport:     t,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,11 +79,12 @@ type flight struct {
 	err  error
 }
 
-// newRefresher returns a refresher for c, which must be valid. It keeps
-// ctx's values but not its cancellation.
-func newRefresher(ctx context.Context, c *Config) *refresher {
+// newRefresher returns a refresher for c, which must be valid, that
+// fetches with hc, ctx's HTTP client (see newFetcher). It keeps ctx's
+// values but not its cancellation.
+func newRefresher(ctx context.Context, c *Config, hc *http.Client) *refresher {
 	r := &refresher{
-		f:            newFetcher(ctx, c),
+		f:            newFetcher(hc, c),
 		ctx:          context.WithoutCancel(ctx),
 		refreshAhead: c.RefreshAhead,
 		jitter:       rand.Float64() * maxRefreshJitter,
@@ -168,6 +170,7 @@ func (r *refresher) run(fl *flight, cur, refused *entry) {
 	fl.err = err
 	if err == nil {
 		fl.e = e
+		r.f.remember(e.tok.AccessToken)
 		r.cur.Store(fl.e)
 		r.lastErr, r.failures = nil, 0
 		r.nextTry = now.Add(firstCooldown)

@@ -22,10 +22,6 @@ const (
 	// maxExpiresIn bounds expires_in (ten years, in seconds) so that the
 	// expiry never overflows a time.Duration.
 	maxExpiresIn = 10 * 366 * 24 * 60 * 60
-
-	// maxDescription bounds how much of a server's description an error
-	// message quotes.
-	maxDescription = 300
 )
 
 // envelope is the wrapper of every FinCalc API response.
@@ -47,14 +43,31 @@ type fetchError struct {
 func (e *fetchError) Error() string { return e.msg }
 func (e *fetchError) Unwrap() error { return e.cause }
 
+// answer is a token endpoint's answer, with what it takes to report it.
+type answer struct {
+	resp       *http.Response
+	body       []byte        // what was read of resp.Body
+	cut        bool          // body is the start of a longer one
+	retryAfter time.Duration // what resp's Retry-After header asks for; 0 if none
+	rep        reporter      // what may be reported; a 2xx answer's tokens are added to it
+}
+
+// newAnswer returns the answer of resp, whose Retry-After it reads once,
+// counting from now.
+func newAnswer(resp *http.Response, body []byte, cut bool, rep reporter, now time.Time) *answer {
+	return &answer{resp: resp, body: body, cut: cut, rep: rep, retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), now)}
+}
+
+func (a *answer) ok() bool { return a.resp.StatusCode >= 200 && a.resp.StatusCode < 300 }
+
 // parseResponse turns a token endpoint's answer into a token, or an error
-// that wraps an *oauth2.RetrieveError. resp supplies the status, and a
-// copy of it fit to keep goes in the RetrieveError; body is what was read
-// of resp.Body, and cut says whether that was all of it. red removes the
-// secrets from everything the error reports. now is the time the expiry
-// counts from.
-func parseResponse(resp *http.Response, body []byte, cut bool, red func() redactor, now time.Time) (*oauth2.Token, error) {
-	a := answer{resp: resp, body: body, cut: cut, red: red}
+// that wraps an *oauth2.RetrieveError. now is the time the expiry counts
+// from.
+func parseResponse(a *answer, now time.Time) (*oauth2.Token, error) {
+	body := a.body
+	if a.cut && a.ok() {
+		return nil, a.malformed("larger than 1 MiB")
+	}
 	var env envelope
 	jsonErr := json.Unmarshal(body, &env)
 	if jsonErr == nil && env.Success == nil && env.Data == nil && env.Message == nil {
@@ -62,9 +75,8 @@ func parseResponse(resp *http.Response, body []byte, cut bool, red func() redact
 		// number, an array, or an object of other keys.
 		jsonErr = errors.New("not a FinCalc response envelope")
 	}
-	ok2xx := resp.StatusCode >= 200 && resp.StatusCode < 300
-	if !ok2xx || (jsonErr == nil && env.Success != nil && !*env.Success) {
-		return nil, a.refused(env.Message)
+	if !a.ok() || (jsonErr == nil && env.Success != nil && !*env.Success) {
+		return nil, a.refused()
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, a.malformed("empty body")
@@ -127,18 +139,18 @@ func parseExpiresIn(v any) (int64, error) {
 		var err error
 		f, err = strconv.ParseFloat(v, 64)
 		if err != nil || strings.TrimSpace(v) != v {
-			return 0, fmt.Errorf("is %q, not a number", v)
+			return 0, errors.New("is a string that is not a number")
 		}
 	default:
 		return 0, fmt.Errorf("is a %s, not a number", jsonKind(v))
 	}
 	switch {
 	case math.IsNaN(f) || math.IsInf(f, 0) || f != math.Trunc(f):
-		return 0, fmt.Errorf("is %v, not a whole number of seconds", f)
+		return 0, errors.New("is not a whole number of seconds")
 	case f <= 0:
-		return 0, fmt.Errorf("is %v, not positive", f)
+		return 0, errors.New("is not positive")
 	case f > maxExpiresIn:
-		return 0, fmt.Errorf("is %v, more than ten years", f)
+		return 0, errors.New("is more than ten years")
 	}
 	return int64(f), nil
 }
@@ -162,7 +174,7 @@ func describeJSONError(err error) string {
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &syn):
-		return "not JSON: " + syn.Error()
+		return fmt.Sprintf("not JSON: syntax error at byte %d", syn.Offset)
 	case errors.As(err, &typ):
 		return "not a FinCalc response envelope: " + typ.Field + " has the wrong type"
 	}
@@ -180,73 +192,87 @@ func headerSafe(s string) bool {
 	return true
 }
 
-// answer is a token endpoint's answer that failed, with what it takes to
-// report it.
-type answer struct {
-	resp *http.Response
-	body []byte
-	cut  bool            // body is the start of a longer one
-	red  func() redactor // built only for a failure, which is rare
+// retrieveError returns the RetrieveError for a, and a note on the
+// server's text that it withholds, if any. Its Body is a's unless a is a
+// 2xx answer, was cut, or mentions a secret; its description and code
+// are the server's unless they mention one.
+func (a *answer) retrieveError(description string) (*oauth2.RetrieveError, string) {
+	if a.ok() {
+		tokens, ok := tokenValues(a.body)
+		if !ok {
+			a.rep.all = "withheld: the answer holds too many tokens to look for"
+		}
+		a.rep.secrets = append(tokens, a.rep.secrets...)
+	}
+	re := &oauth2.RetrieveError{Response: a.rep.response(a.resp), ErrorDescription: description}
+	code, desc := describe(a.body)
+	var why string
+	if description == "" && desc != "" {
+		re.ErrorDescription, why = a.rep.text(desc)
+	}
+	if code != "" && a.rep.withheld(code) == "" {
+		re.ErrorCode = escapeControls(truncate(code, maxDescription))
+	}
+	if !a.ok() && !a.cut && a.rep.withheld(string(a.body)) == "" {
+		re.Body = a.body
+	}
+	return re, why
 }
 
-// retrieveError returns the RetrieveError for a, with description, and
-// the redactor that made it, which for a 2xx answer also removes the
-// access tokens in the body.
-func (a answer) retrieveError(description string) (*oauth2.RetrieveError, redactor) {
-	red := a.red()
-	if a.resp.StatusCode >= 200 && a.resp.StatusCode < 300 {
-		red = red.withTokens(a.body)
-	}
-	return &oauth2.RetrieveError{
-		Response:         red.response(a.resp),
-		Body:             red.bytes(a.body, a.cut),
-		ErrorDescription: red.text(description, 0),
-	}, red
-}
-
-// malformed reports a 2xx answer that carries no usable token.
-func (a answer) malformed(problem string) error {
-	re, red := a.retrieveError("malformed token response: " + problem)
-	return &fetchError{
-		msg:   "malformed token response (" + re.Response.Status + "): " + red.text(problem, maxDescription),
-		cause: re,
-	}
+// malformed reports a 2xx answer that carries no usable token. problem
+// names the field and what is wrong with it, never its value.
+func (a *answer) malformed(problem string) error {
+	re, _ := a.retrieveError("malformed token response: " + problem)
+	return &fetchError{msg: "malformed token response (" + re.Response.Status + "): " + problem, cause: re}
 }
 
 // refused reports a refusal: a non-2xx status, or "success": false.
-func (a answer) refused(message json.RawMessage) error {
-	re, _ := a.retrieveError(describeMessage(message))
+func (a *answer) refused() error {
+	re, why := a.retrieveError("")
 	msg := "token request failed: " + re.Response.Status
-	if a.resp.StatusCode >= 200 && a.resp.StatusCode < 300 {
+	if a.ok() {
 		msg = "token request refused (" + re.Response.Status + ` with "success": false)`
 	}
 	if loc, err := a.resp.Location(); err == nil && a.resp.StatusCode/100 == 3 {
-		msg += ": redirects are not followed, so that the secret goes to the token URL alone (this one is to " + a.red().text(loc.Host, maxDescription) + ")"
+		msg += ": redirects are not followed, so that the secret goes to the token URL alone"
+		if host, _ := a.rep.text(loc.Host); host != "" {
+			msg += " (this one is to " + host + ")"
+		}
 	}
-	if re.ErrorDescription != "" {
-		msg += ": " + truncate(re.ErrorDescription, maxDescription)
+	switch {
+	case why != "":
+		msg += " (the server's description is " + why + ")"
+	case re.ErrorDescription != "":
+		msg += ": " + re.ErrorDescription
 	}
-	if wait := parseRetryAfter(a.resp.Header.Get("Retry-After"), time.Now()); wait > 0 {
-		msg += fmt.Sprintf(" (the server asked to wait %v before trying again)", wait)
+	if a.retryAfter > 0 {
+		msg += fmt.Sprintf(" (the server asked to wait %v before trying again)", a.retryAfter)
 	}
 	return &fetchError{msg: msg, cause: re}
 }
 
-// describeMessage reads FinCalc's "message": either
-// {"description": "..."} or a plain string. It returns "" for anything else.
-func describeMessage(raw json.RawMessage) string {
-	if len(raw) == 0 {
-		return ""
+// parseRetryAfter reads a Retry-After header in seconds or HTTP-date
+// form, capped at an hour. It returns 0 when v is absent, malformed or
+// in the past.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
 	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return strings.TrimSpace(s)
+	n, err := strconv.ParseInt(v, 10, 64)
+	switch {
+	case err == nil && n <= 0:
+		return 0
+	case err == nil:
+		return time.Duration(min(n, int64(time.Hour/time.Second))) * time.Second
+	case errors.Is(err, strconv.ErrRange) && v[0] != '-':
+		// More seconds than an int64 holds: longer than any budget.
+		return time.Hour
 	}
-	var m struct {
-		Description string `json:"description"`
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return min(d, time.Hour)
+		}
 	}
-	if json.Unmarshal(raw, &m) == nil {
-		return strings.TrimSpace(m.Description)
-	}
-	return ""
+	return 0
 }

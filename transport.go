@@ -1,6 +1,7 @@
 package fincalcauth
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -34,7 +35,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 	req2 := req.Clone(req.Context())
 	e.tok.SetAuthHeader(req2)
-	resp, err := t.base.RoundTrip(req2)
+	resp, err := t.send(req2, e)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
 	}
@@ -65,7 +66,30 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	fl.e.tok.SetAuthHeader(req3)
-	return t.base.RoundTrip(req3)
+	return t.send(req3, fl.e)
+}
+
+// send sends req, which carries e's token. A failure whose text mentions
+// a token (net/http quotes a malformed header line, which may echo the
+// Authorization header) is reported as its kind alone (see
+// transportError), and so is an
+// answer whose Location quotes a token, which net/http would quote in
+// the error of a redirect it cannot follow.
+func (t *transport) send(req *http.Request, e *entry) (*http.Response, error) {
+	rep := t.r.f.reporter(req.Context())
+	rep.secrets = append(rep.secrets, e.tok.AccessToken)
+	resp, err := t.base.RoundTrip(req)
+	if err != nil && rep.withheld(err.Error()) != "" {
+		return nil, transportError(rep, "fincalcauth: API request failed", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if loc := resp.Header.Get("Location"); loc != "" && rep.withheld(loc) != "" {
+		resp.Body.Close()
+		return nil, fmt.Errorf("fincalcauth: API request answered %s with a Location header that is %s", statusLine(resp.StatusCode), rep.withheld(loc))
+	}
+	return resp, nil
 }
 
 // carriesToken reports whether req may carry the bearer token: it is the
