@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -706,5 +707,121 @@ func TestConfigNeverShowsSecret(t *testing.T) {
 	}
 	if fields := configFields(back.Validate()); len(fields) != 1 || fields[0] != "ClientSecret" {
 		t.Errorf("a Config decoded from json.Marshal: Validate names %v, want [ClientSecret]", fields)
+	}
+}
+
+// TestAPIErrorNeverShowsToken checks the API requests of Config.Client:
+// net/http quotes a malformed header line in its error, and the Location
+// of a redirect it cannot follow, and an API server may echo the bearer
+// token in either.
+func TestAPIErrorNeverShowsToken(t *testing.T) {
+	const tok = "eyJhbGciOiJIUzI1NiJ9.api-token.sig"
+	tokenURL := httptest.NewServer(answer(200, okBody(tok, 3600)))
+	defer tokenURL.Close()
+	tests := map[string]func(auth string) string{
+		"malformed header line": func(auth string) string {
+			return "HTTP/1.1 200 OK\r\nX-Seen " + auth + "\r\nContent-Length: 0\r\n\r\n"
+		},
+		"malformed header line, URL-encoded": func(auth string) string {
+			return "HTTP/1.1 200 OK\r\nX-Seen " + url.QueryEscape(auth) + "\r\nContent-Length: 0\r\n\r\n"
+		},
+		"bad Location": func(auth string) string {
+			return "HTTP/1.1 302 Found\r\nLocation: http://[::1%zz/" + url.PathEscape(auth) + "\r\nContent-Length: 0\r\n\r\n"
+		},
+		"Location with the token": func(auth string) string {
+			return "HTTP/1.1 302 Found\r\nLocation: /next?t=" + url.QueryEscape(auth) + "\r\nContent-Length: 0\r\n\r\n"
+		},
+	}
+	for name, reply := range tests {
+		t.Run(name, func(t *testing.T) {
+			api := rawAPIServer(t, reply)
+			client := testConfig(tokenURL.URL).Client(context.Background())
+			resp, err := client.Get(api)
+			if err == nil {
+				resp.Body.Close()
+				t.Fatalf("GET succeeded: %s", resp.Status)
+			}
+			for what, s := range reported(err) {
+				if how := leak(s, tok); how != "" {
+					t.Errorf("%s shows the token (%s): %q", what, how, s)
+				}
+			}
+		})
+	}
+}
+
+// rawAPIServer answers every request with the bytes that reply makes of
+// its Authorization header.
+func rawAPIServer(t *testing.T, reply func(auth string) string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				req, err := http.ReadRequest(bufio.NewReader(conn))
+				if err != nil {
+					return
+				}
+				conn.Write([]byte(reply(req.Header.Get("Authorization"))))
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String() + "/api/v2/clients"
+}
+
+// TestReportingCostIsBounded checks that reporting a large or costly
+// answer does not hold a fetch past its context: the time it takes is
+// linear in the answer's size, and checks stop when the context is done.
+func TestReportingCostIsBounded(t *testing.T) {
+	var manyTokens strings.Builder
+	manyTokens.WriteString(`{"success":true,"data":{"access_token":"eyJ.a.b","expires_in":"soon"`)
+	for i := 0; manyTokens.Len() < 192<<10; i++ {
+		// Tokens that many encoders write each in a way of their own.
+		fmt.Fprintf(&manyTokens, `,"t%d_token":"v/\u00e4<&'%d"`, i, i)
+	}
+	manyTokens.WriteString(`},"message":"issued"}`)
+	var refusal strings.Builder
+	refusal.WriteString(`{"success":false,"message":"refused","data":{"x":0`)
+	for refusal.Len() < 1<<20-100 {
+		refusal.WriteString(`,"a_token":"v"`)
+	}
+	refusal.WriteString(`}}`)
+	layers := strings.Repeat(`\u0025`, 1<<17) + strings.Repeat("%25", 1<<17)
+	tests := map[string]struct {
+		status int
+		body   string
+	}{
+		"192 KiB 2xx with many *_token members":     {200, manyTokens.String()},
+		"192 KiB refusal with many *_token members": {200, strings.Replace(manyTokens.String(), `"success":true`, `"success":false`, 1)},
+		"1 MiB refusal with many *_token members":   {400, refusal.String()},
+		"1 MiB refusal":       {400, `{"success":false,"message":{"description":"` + strings.Repeat(`a\"%41&amp;`, (1<<20)/10) + `"}}`},
+		"1 MiB and more, 2xx": {200, `{"success":true,"data":{"access_token":"eyJ.a.b","x":"` + strings.Repeat(`\\u0041%2541`, 1<<17) + `"}}`},
+		"layer upon layer":    {502, layers},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			// A generous bound, so that a slow machine does not fail the
+			// test: what it catches is work that ignores the context.
+			const bound = 3 * time.Second
+			ctx, cancel := context.WithTimeout(memContext(answer(tt.status, tt.body)), bound)
+			defer cancel()
+			start := time.Now()
+			_, err := testConfig(memURL).Token(ctx)
+			if err == nil {
+				t.Fatal("Token() succeeded")
+			}
+			if took := time.Since(start); took > bound+2*time.Second {
+				t.Errorf("Token() returned %v after its context's %v deadline", took-bound, bound)
+			}
+		})
 	}
 }
