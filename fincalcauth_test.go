@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -664,4 +665,61 @@ func TestRetryAfterInMessage(t *testing.T) {
 		_, err := testConfig(memURL).Token(memContext(h))
 		checkFailure(t, err, failure{Status: 429, Description: "Slow down.", Text: "429 Too Many Requests: Slow down. (the server asked to wait 30s before trying again)"})
 	})
+}
+
+// countingContext counts the lookups of the HTTP client it carries.
+type countingContext struct {
+	context.Context
+	n *atomic.Int64
+}
+
+func (c countingContext) Value(key any) any {
+	if key == oauth2.HTTPClient {
+		c.n.Add(1)
+	}
+	return c.Context.Value(key)
+}
+
+func TestContextClientLookedUpOnce(t *testing.T) {
+	for name, use := range map[string]func(cfg *fincalcauth.Config, ctx context.Context) error{
+		"Token": func(cfg *fincalcauth.Config, ctx context.Context) error { _, err := cfg.Token(ctx); return err },
+		"TokenSource": func(cfg *fincalcauth.Config, ctx context.Context) error {
+			_, err := cfg.TokenSource(ctx).Token()
+			return err
+		},
+		"Client": func(cfg *fincalcauth.Config, ctx context.Context) error {
+			c := cfg.Client(ctx)
+			_, err := fincalcauth.ClientTokenLookup(c)()
+			return err
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var n atomic.Int64
+			ctx := countingContext{memContext(answer(200, okBody("tok", 3600))), &n}
+			if err := use(testConfig(memURL), ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := n.Load(); got != 1 {
+				t.Errorf("the context's HTTP client was looked up %d times, want 1", got)
+			}
+		})
+	}
+}
+
+func TestDebugOffCostsNothing(t *testing.T) {
+	allocs := func(logger *slog.Logger) float64 {
+		cfg := testConfig(memURL)
+		cfg.Logger = logger
+		ctx := memContext(answer(200, okBody("tok", 3600)))
+		return testing.AllocsPerRun(200, func() {
+			if _, err := cfg.Token(ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	none := allocs(nil)
+	info := allocs(slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	if info > none+0.5 {
+		t.Errorf("a fetch allocates %v times with a logger off for Debug, %v without a logger", info, none)
+	}
 }
