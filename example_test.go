@@ -194,7 +194,7 @@ func ExampleNewFileStore() {
 	defer os.RemoveAll(dir)
 
 	// Two processes, say a service and its next deploy, with a store in
-	// the same folder: "" would mean os.UserCacheDir()/fincalcauth.
+	// the same dir: "" would mean os.UserCacheDir()/fincalcauth.
 	for range 2 {
 		cfg := fake.ClientConfig()
 		cfg.Store = fincalcauth.NewFileStore(dir)

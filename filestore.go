@@ -20,37 +20,37 @@ import (
 )
 
 // FileStore is a [Store] that keeps each entry in a file of its own in
-// one folder that only its user can read: the folder has mode 0700 and
+// one dir that only its user can read: the dir has mode 0700 and
 // the files 0600, and looser modes are repaired when an entry is read or
 // written. Files are replaced atomically, and Delete is safe against a
 // Save from another process. Expired entries are removed as they are
 // come across. A FileStore is safe for concurrent use by goroutines and
 // by processes.
 //
-// Processes and commands that use the same folder, such as the
+// Processes and commands that use the same dir, such as the
 // fincalc-token command and a service run by the same user, share
 // tokens.
 type FileStore struct {
 	dir string
-	err error // why there is no folder
+	err error // why there is no dir
 }
 
 // NewFileStore returns a FileStore in dir, which it creates when it
 // first saves. An empty dir means os.UserCacheDir()/fincalcauth
-// ($XDG_CACHE_HOME/fincalcauth on Linux); if there is no such folder,
+// ($XDG_CACHE_HOME/fincalcauth on Linux); if there is no such dir,
 // every call fails.
 func NewFileStore(dir string) *FileStore {
 	if dir == "" {
 		base, err := os.UserCacheDir()
 		if err != nil {
-			return &FileStore{err: fmt.Errorf("fincalcauth: file store: no user cache folder: %w", err)}
+			return &FileStore{err: fmt.Errorf("fincalcauth: file store: no user cache dir: %w", err)}
 		}
 		dir = filepath.Join(base, "fincalcauth")
 	}
 	return &FileStore{dir: dir}
 }
 
-// Dir returns the store's folder.
+// Dir returns the store's dir.
 func (s *FileStore) Dir() string { return s.dir }
 
 // fileHeader starts every entry's file; its expiry and value follow.
@@ -82,7 +82,7 @@ func (s *FileStore) Load(ctx context.Context, key string) ([]byte, error) {
 }
 
 // Save writes value under key until expiry, atomically, and removes the
-// expired entries of the folder.
+// expired entries of the dir.
 func (s *FileStore) Save(ctx context.Context, key string, value []byte, expiry time.Time) error {
 	if err := s.makeDir(); err != nil {
 		return err
@@ -159,7 +159,7 @@ func (s *FileStore) path(key string) string {
 	return filepath.Join(s.dir, name+fileExt)
 }
 
-// makeDir creates the folder, if need be, for the user alone, and
+// makeDir creates the dir, if need be, for the user alone, and
 // checks it as checkDir does.
 func (s *FileStore) makeDir() error {
 	if s.err != nil {
@@ -171,7 +171,7 @@ func (s *FileStore) makeDir() error {
 	return s.checkDir()
 }
 
-// checkDir makes sure that the folder, if there is one, is the user's
+// checkDir makes sure that the dir, if there is one, is the user's
 // alone, repairing a looser mode.
 func (s *FileStore) checkDir() error {
 	if s.err != nil {
@@ -185,17 +185,17 @@ func (s *FileStore) checkDir() error {
 		return fmt.Errorf("fincalcauth: file store: %w", err)
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("fincalcauth: file store: %s is not a folder", s.dir)
+		return fmt.Errorf("fincalcauth: file store: %s is not a dir", s.dir)
 	}
 	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
 		if err := os.Chmod(s.dir, 0o700); err != nil {
-			return fmt.Errorf("fincalcauth: file store: folder %s is readable by others, and its mode cannot be repaired: %w", s.dir, err)
+			return fmt.Errorf("fincalcauth: file store: dir %s is readable by others, and its mode cannot be repaired: %w", s.dir, err)
 		}
 	}
 	return nil
 }
 
-// sweep removes the expired entries of the folder.
+// sweep removes the expired entries of the dir.
 func (s *FileStore) sweep() {
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {

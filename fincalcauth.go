@@ -1,9 +1,8 @@
 // Package fincalcauth gets OAuth2 access tokens for the FinCalc API from
 // its client-credentials endpoint, for use with [golang.org/x/oauth2].
 //
-// FinCalc's token endpoint is not the standard one: it takes a JSON body
-// with an extra email_address field and wraps its answer in a
-// {"success": ..., "data": ...} envelope, so
+// FinCalc's token endpoint takes a JSON body with an extra email_address
+// and wraps its answer in a {"success": ..., "data": ...} envelope, so
 // golang.org/x/oauth2/clientcredentials cannot talk to it. Most programs
 // need only [Config.Client]:
 //
@@ -20,38 +19,35 @@
 //
 // Within one fetch, a transient failure (a connection error other than a
 // certificate that fails to verify, a timeout, or HTTP 408, 429, 500,
-// 502, 503 or 504) is retried, up to 4 attempts in
-// all, after sleeps of about 250ms, 500ms and 1s with jitter, lengthened
-// by a Retry-After header. The sleeps of one fetch add up to 2 seconds at
-// most: a Retry-After that asks for more ends the fetch at once. Any
-// other failure is final.
+// 502, 503 or 504) is retried, up to 4 attempts in all, after sleeps of
+// about 250ms, 500ms and 1s with jitter, lengthened by a Retry-After
+// header, 2 seconds in all at most: a Retry-After that asks for more
+// ends the fetch at once. Any other failure is final.
 //
 // A source from [Config.TokenSource] or [Config.Client] fetches a token
-// when first asked, then starts replacing it [Config.RefreshAhead] before
-// its expiry: callers keep getting the current token at once while one
-// goroutine fetches the next. Each of its fetches takes 30 seconds at
-// most. After a failed fetch, the next one waits for a cool-down of about
-// 1 second that doubles with each further failure up to 1 minute.
-// Meanwhile callers get the current token while it is valid, and
-// otherwise the last fetch's error at once, with no request sent: an
-// outage neither queues callers nor floods FinCalc. Nothing runs while
-// nobody asks for a token. With a [Store] in [Config.Store], the
-// processes that share it share one token: a source looks there before
-// it fetches, and saves what it fetches.
-//
-// Errors from FinCalc have an [*oauth2.RetrieveError] in their chain, as
-// for any x/oauth2 code.
+// when first asked, then replaces it [Config.RefreshAhead] before its
+// expiry in one goroutine while callers keep the current one. Each fetch
+// takes 30 seconds at most. After a failed fetch, the next one waits for
+// a cool-down of about 1 second that doubles with each further failure
+// up to 1 minute; meanwhile callers get the current token while it is
+// valid, and otherwise the last error at once. Nothing runs while nobody
+// asks for a token. Sources that share a [Config.Store] share one token.
+// Errors from FinCalc wrap an [*oauth2.RetrieveError], as in x/oauth2.
 //
 // # Secrets
 //
-// The client secret and access tokens do not appear in the errors that
-// the package returns, in what they wrap (a RetrieveError's Body,
-// ErrorDescription and Response, whose Request leads back to no body), or
-// in its log records, even when a server echoes the request: raw, in any
-// JSON escaping, URL-encoded or HTML-escaped, in its body, status line or
-// headers, or cut short by the 1 MiB limit on what is read. Control
-// characters in text from a server are escaped. A Config prints and logs
-// REDACTED in place of its secret, as [Config] says.
+// The client secret and the tokens a source holds or has handed out are
+// never in an error, what it wraps, or a log record. A server's text is
+// reported only as the description parsed from its answer, capped, with
+// control characters escaped, and is withheld whole, with a note saying
+// so, if it mentions one of them or an access token of the same answer:
+// decoded layer after layer (JSON and Go escapes, percent-encoding, HTML
+// entities), it holds one, or 8 bytes of one in a row. A RetrieveError
+// keeps the Body only of a refusal read whole that mentions none, the
+// status as code and standard text, and a few headers; its Request leads
+// back to no body. A transport failure is reported by its kind, and its
+// text and cause only if they mention none. A Config prints REDACTED in
+// place of its secret.
 package fincalcauth
 
 import (
@@ -132,9 +128,9 @@ func (c *Config) TokenSource(ctx context.Context) oauth2.TokenSource {
 // the request once with it, if its body can be sent again
 // (http.Request.GetBody is set, or there is no body); a second 401 goes
 // back to the caller. The refused token stays in use until a new one is
-// in hand, and such fetches are rationed as failed ones are, from about
-// 1 second apart to 1 minute, so that an API that refuses every token
-// costs a handful of token requests, not one per request. A client from
+// in hand, and such fetches are rationed as failed ones are (see the
+// package documentation), so that an API that refuses every token costs
+// a handful of token requests, not one per request. A client from
 // oauth2.NewClient cannot do this: x/oauth2's transport does not look at
 // responses.
 //

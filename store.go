@@ -12,10 +12,15 @@ import (
 // than each fetching its own. Set one in [Config.Store].
 //
 // A source reads the store only when it has no valid token or its token
-// is due for refresh, and saves each token it fetches. The values are
-// sealed with AES-256-GCM under a key derived from the client secret, and
-// the keys are keyed hashes that reveal neither the client ID, the email
-// address nor the secret: a store's reader cannot use or forge a token.
+// is due for refresh, and saves each token it fetches. The store learns
+// nothing. A key name is an HMAC-SHA256, under a key derived from the
+// client secret, of the token URL, client ID, email address and set of
+// scopes (in any order): it reveals none of them and differs whenever any
+// of them, or the secret, differs. A value is the token (access token,
+// type, expiry and lifetime) sealed with AES-256-GCM under another key
+// derived from the secret, with the key name as additional data, so that
+// a value copied to another key does not open: without the client
+// secret, a store's reader can neither use a token nor forge one.
 // The store is an optimisation, never a dependency: a call that fails,
 // or takes longer than a second, is given up (a load counts as a miss, a
 // save or a delete as not done), and the source goes on as it would

@@ -4,9 +4,8 @@
 //	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
 //	cfg.Store = redisstore.New(rdb)
 //
-// Redis learns nothing from it: fincalcauth seals each value with a key
-// derived from the client secret and names each key with a keyed hash
-// (see [fincalcauth.Store]). Every key starts with [Prefix], and an entry
+// Redis learns nothing from it: the values are sealed and the key names
+// keyed hashes, as [fincalcauth.Store] says. Every key starts with [Prefix], and an entry
 // expires with its token. fincalcauth bounds each call of the store
 // itself, so that neither a Redis that is down or slow nor a client built
 // without ContextTimeoutEnabled can hold a caller up for longer than
@@ -63,6 +62,9 @@ func (s *Store) Save(ctx context.Context, key string, value []byte, expiry time.
 	if !time.Now().Before(expiry) {
 		return nil
 	}
+	// SET ... PXAT by hand: go-redis's ExpireAt, and SetArgs' ExpireAt,
+	// send EXAT, whole seconds, which would keep an entry up to a second
+	// past its token's expiry, or cut it short.
 	if err := s.client.Do(ctx, "SET", Prefix+key, value, "PXAT", expiry.UnixMilli()).Err(); err != nil {
 		return fmt.Errorf("redisstore: save: %w", err)
 	}

@@ -1,15 +1,6 @@
 // Package tokenstore names and seals the tokens that fincalcauth keeps in
-// a store, so that the store learns nothing: the library and the
-// fincalc-token command share it.
-//
-// A key name is an HMAC-SHA256, under a key derived from the client
-// secret, of the token URL, client ID, email address and set of scopes:
-// it reveals none of them and differs whenever any of them, or the
-// secret, differs. A value is the token sealed with AES-256-GCM under
-// another key derived from the secret, with the key name as additional
-// data, so that a value copied to another key does not open. Without
-// the client secret, someone who reads the store can neither use a token
-// nor forge one.
+// a store, as [github.com/gofincalc/fincalcauth.Store] describes: the
+// library and the fincalc-token command share it.
 package tokenstore
 
 import (
