@@ -13,7 +13,8 @@ import (
 
 // ParseResponse parses a whole answer, reporting it without secret.
 func ParseResponse(resp *http.Response, body []byte, secret string, now time.Time) (*oauth2.Token, error) {
-	return parseResponse(newAnswer(resp, body, false, reporter{ctx: context.Background(), secrets: []string{secret}}, now), now)
+	a := newAnswer(resp, body, false, func() reporter { return reporter{ctx: context.Background(), secrets: []string{secret}} }, now)
+	return parseResponse(&a, now)
 }
 
 const (

@@ -276,9 +276,9 @@ func (f *fetcher) attempt(ctx context.Context) outcome {
 	if cut {
 		body = body[:maxBodySize]
 	}
-	a := newAnswer(resp, body, cut, f.reporter(ctx), time.Now())
+	a := newAnswer(resp, body, cut, func() reporter { return f.reporter(ctx) }, time.Now())
 	o := outcome{status: status, transient: transientStatus(resp.StatusCode)}
-	o.tok, o.err = parseResponse(a, sent)
+	o.tok, o.err = parseResponse(&a, sent)
 	if o.err != nil && o.transient {
 		o.retryAfter = a.retryAfter
 	}

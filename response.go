@@ -46,16 +46,17 @@ func (e *fetchError) Unwrap() error { return e.cause }
 // answer is a token endpoint's answer, with what it takes to report it.
 type answer struct {
 	resp       *http.Response
-	body       []byte        // what was read of resp.Body
-	cut        bool          // body is the start of a longer one
-	retryAfter time.Duration // what resp's Retry-After header asks for; 0 if none
-	rep        reporter      // what may be reported; a 2xx answer's tokens are added to it
+	body       []byte          // what was read of resp.Body
+	cut        bool            // body is the start of a longer one
+	retryAfter time.Duration   // what resp's Retry-After header asks for; 0 if none
+	host       string          // where a redirect leads, if it may be reported
+	rep        func() reporter // what may be reported, made only for a failure
 }
 
 // newAnswer returns the answer of resp, whose Retry-After it reads once,
 // counting from now.
-func newAnswer(resp *http.Response, body []byte, cut bool, rep reporter, now time.Time) *answer {
-	return &answer{resp: resp, body: body, cut: cut, rep: rep, retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), now)}
+func newAnswer(resp *http.Response, body []byte, cut bool, rep func() reporter, now time.Time) answer {
+	return answer{resp: resp, body: body, cut: cut, rep: rep, retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), now)}
 }
 
 func (a *answer) ok() bool { return a.resp.StatusCode >= 200 && a.resp.StatusCode < 300 }
@@ -197,24 +198,28 @@ func headerSafe(s string) bool {
 // 2xx answer, was cut, or mentions a secret; its description and code
 // are the server's unless they mention one.
 func (a *answer) retrieveError(description string) (*oauth2.RetrieveError, string) {
+	rep := a.rep()
 	if a.ok() {
 		tokens, ok := tokenValues(a.body)
 		if !ok {
-			a.rep.all = "withheld: the answer holds too many tokens to look for"
+			rep.all = "withheld: the answer holds too many tokens to look for"
 		}
-		a.rep.secrets = append(tokens, a.rep.secrets...)
+		rep.secrets = append(tokens, rep.secrets...)
 	}
-	re := &oauth2.RetrieveError{Response: a.rep.response(a.resp), ErrorDescription: description}
+	re := &oauth2.RetrieveError{Response: rep.response(a.resp), ErrorDescription: description}
 	code, desc := describe(a.body)
 	var why string
 	if description == "" && desc != "" {
-		re.ErrorDescription, why = a.rep.text(desc)
+		re.ErrorDescription, why = rep.text(desc)
 	}
-	if code != "" && a.rep.withheld(code) == "" {
+	if code != "" && rep.withheld(code) == "" {
 		re.ErrorCode = escapeControls(truncate(code, maxDescription))
 	}
-	if !a.ok() && !a.cut && a.rep.withheld(string(a.body)) == "" {
+	if !a.ok() && !a.cut && rep.withheld(string(a.body)) == "" {
 		re.Body = a.body
+	}
+	if loc, err := a.resp.Location(); err == nil && a.resp.StatusCode/100 == 3 {
+		a.host, _ = rep.text(loc.Host)
 	}
 	return re, why
 }
@@ -233,10 +238,10 @@ func (a *answer) refused() error {
 	if a.ok() {
 		msg = "token request refused (" + re.Response.Status + ` with "success": false)`
 	}
-	if loc, err := a.resp.Location(); err == nil && a.resp.StatusCode/100 == 3 {
+	if a.resp.StatusCode/100 == 3 {
 		msg += ": redirects are not followed, so that the secret goes to the token URL alone"
-		if host, _ := a.rep.text(loc.Host); host != "" {
-			msg += " (this one is to " + host + ")"
+		if a.host != "" {
+			msg += " (this one is to " + a.host + ")"
 		}
 	}
 	switch {
