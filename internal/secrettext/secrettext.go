@@ -27,7 +27,7 @@ import (
 )
 
 // Piece is the length in bytes of the shortest piece of a secret that a
-// text mentions it by.
+// text mentions it by. It is the size of a word: see eachPiece.
 const Piece = 8
 
 // ErrBudget is the error of [Check] when a text has more layers of
@@ -85,62 +85,27 @@ func Check(ctx context.Context, text string, secrets ...string) (bool, error) {
 	return false, nil
 }
 
-// matcher finds secrets and their pieces in a text, in time linear in
-// its length: the pieces by a rolling hash over a bit set, checked in a
-// set of pieces.
+// matcher finds secrets, and their pieces, in a text.
 type matcher struct {
-	short  []string // secrets shorter than Piece, found whole
-	pieces map[string]bool
-	bits   [1 << 16 / 64]uint64
+	short  []string        // secrets shorter than Piece, found whole
+	pieces map[uint64]bool // the pieces of the others, 8 bytes in a word
 }
 
-const hashBase = 1_000_003
-
-// pow is hashBase to the power Piece-1.
-var pow = func() uint64 {
-	p := uint64(1)
-	for range Piece - 1 {
-		p *= hashBase
-	}
-	return p
-}()
-
 func newMatcher(secrets []string) *matcher {
-	m := &matcher{pieces: map[string]bool{}}
+	m := &matcher{pieces: map[uint64]bool{}}
 	for _, s := range secrets {
 		s = foldPlus(s)
-		if len(s) < Piece {
-			if s != "" {
-				m.short = append(m.short, s)
-			}
-			continue
+		switch {
+		case len(s) >= Piece:
+			eachPiece(s, func(w uint64) bool { m.pieces[w] = true; return false })
+		case s != "":
+			m.short = append(m.short, s)
 		}
-		m.roll(s, func(i int, h uint64) bool {
-			m.pieces[s[i-Piece+1:i+1]] = true
-			m.bits[h>>54] |= 1 << (h >> 48 & 63)
-			return false
-		})
 	}
 	return m
 }
 
 func (m *matcher) empty() bool { return len(m.short) == 0 && len(m.pieces) == 0 }
-
-// roll calls f with the hash of each Piece bytes of s, and the index of
-// their last byte, until f returns true; it returns whether f did.
-func (m *matcher) roll(s string, f func(i int, h uint64) bool) bool {
-	var h uint64
-	for i := 0; i < len(s); i++ {
-		if i >= Piece {
-			h -= uint64(s[i-Piece]) * pow
-		}
-		h = h*hashBase + uint64(s[i])
-		if i >= Piece-1 && f(i, h*0x9e3779b97f4a7c15) {
-			return true
-		}
-	}
-	return false
-}
 
 func (m *matcher) match(t string) bool {
 	for _, s := range m.short {
@@ -148,9 +113,20 @@ func (m *matcher) match(t string) bool {
 			return true
 		}
 	}
-	return len(m.pieces) > 0 && m.roll(t, func(i int, h uint64) bool {
-		return m.bits[h>>54]&(1<<(h>>48&63)) != 0 && m.pieces[t[i-Piece+1:i+1]]
-	})
+	return len(m.pieces) > 0 && eachPiece(t, func(w uint64) bool { return m.pieces[w] })
+}
+
+// eachPiece calls f with every Piece bytes in a row of s, as one word,
+// until f returns true; it returns whether f did.
+func eachPiece(s string, f func(uint64) bool) bool {
+	var w uint64
+	for i := 0; i < len(s); i++ {
+		w = w<<8 | uint64(s[i])
+		if i >= Piece-1 && f(w) {
+			return true
+		}
+	}
+	return false
 }
 
 // foldPlus writes every plus sign of s as a space.
