@@ -719,7 +719,9 @@ func TestDebugOffCostsNothing(t *testing.T) {
 	}
 	none := allocs(nil)
 	info := allocs(slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	if info > none+0.5 {
+	// A margin for the allocations that the race detector and the
+	// scheduler add at random; building the Debug records costs hundreds.
+	if info > none+5 {
 		t.Errorf("a fetch allocates %v times with a logger off for Debug, %v without a logger", info, none)
 	}
 }
