@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -821,6 +822,41 @@ func TestReportingCostIsBounded(t *testing.T) {
 			}
 			if took := time.Since(start); took > bound+2*time.Second {
 				t.Errorf("Token() returned %v after its context's %v deadline", took-bound, bound)
+			}
+		})
+	}
+}
+
+// TestTransportFailureKinds checks that a transport failure is named by
+// its kind, with its cause in the chain when its text mentions no secret.
+func TestTransportFailureKinds(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := "http://" + ln.Addr().String()
+	ln.Close()
+	garbage := rawServer(t, func([]byte) []byte { return []byte("SSH-2.0-OpenSSH_9.6\r\n\r\n") })
+	silent := rawServer(t, func([]byte) []byte { time.Sleep(time.Second); return nil })
+	tests := map[string]struct {
+		url, kind string
+		cause     error
+	}{
+		"refused":           {refused, "connection refused", syscall.ECONNREFUSED},
+		"not HTTP":          {garbage, "the answer is not valid HTTP", nil},
+		"no answer in time": {silent, "timed out", nil},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			// The HTTP client's timeout, not the context, ends each
+			// attempt, and the fetch ends after its retries.
+			ctx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Timeout: 50 * time.Millisecond})
+			_, err := testConfig(tt.url).Token(ctx)
+			if err == nil || !strings.Contains(err.Error(), "token request failed: "+tt.kind) {
+				t.Errorf("Token() = %v, want a failure named %q", err, tt.kind)
+			}
+			if tt.cause != nil && !errors.Is(err, tt.cause) {
+				t.Errorf("%v does not wrap %v", err, tt.cause)
 			}
 		})
 	}
