@@ -4,13 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,7 +14,6 @@ import (
 
 	"github.com/gofincalc/fincalcauth"
 	"github.com/gofincalc/fincalcauth/fincalcauthtest"
-	"github.com/google/go-cmp/cmp"
 )
 
 // memStore is a Store in a map, which counts its calls: the contract's
@@ -446,150 +439,4 @@ func TestStoreHotPathUnchanged(t *testing.T) {
 			t.Errorf("cached Token() calls the store")
 		}
 	})
-}
-
-func TestFileStore(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "cache")
-	s := fincalcauth.NewFileStore(dir)
-	ctx := context.Background()
-	if v, err := s.Load(ctx, "k"); v != nil || err != nil {
-		t.Fatalf("Load before any Save = %q, %v", v, err)
-	}
-	hour := time.Now().Add(time.Hour)
-	if err := s.Save(ctx, "k", []byte("v1"), hour); err != nil {
-		t.Fatal(err)
-	}
-	if v, err := s.Load(ctx, "k"); string(v) != "v1" || err != nil {
-		t.Errorf("Load = %q, %v; want v1", v, err)
-	}
-	if runtime.GOOS != "windows" {
-		checkMode(t, dir, 0o700)
-		checkMode(t, filepath.Join(dir, "k.token"), 0o600)
-	}
-	// Compare-and-delete.
-	s.Delete(ctx, "k", []byte("v0"))
-	if v, _ := s.Load(ctx, "k"); string(v) != "v1" {
-		t.Errorf("Delete of another value removed the entry")
-	}
-	s.Delete(ctx, "k", []byte("v1"))
-	if v, _ := s.Load(ctx, "k"); v != nil {
-		t.Errorf("Delete of the value left %q", v)
-	}
-	// Expired entries are removed as they are come across.
-	s.Save(ctx, "old", []byte("x"), time.Now().Add(-time.Second))
-	s.Save(ctx, "other", []byte("y"), time.Now().Add(time.Millisecond))
-	time.Sleep(5 * time.Millisecond)
-	s.Save(ctx, "k", []byte("v2"), hour)
-	if v, _ := s.Load(ctx, "old"); v != nil {
-		t.Errorf("expired entry loaded: %q", v)
-	}
-	names := dirNames(t, dir)
-	if diff := cmp.Diff([]string{"k.token"}, names); diff != "" {
-		t.Errorf("files after expiry (-want +got):\n%s", diff)
-	}
-	// Any key works; one that is not a plain name is hashed.
-	s.Save(ctx, "../../etc/passwd", []byte("z"), hour)
-	if v, _ := s.Load(ctx, "../../etc/passwd"); string(v) != "z" {
-		t.Errorf("odd key: Load = %q", v)
-	}
-	for _, n := range dirNames(t, dir) {
-		if strings.Contains(n, "passwd") {
-			t.Errorf("file %s named after the key", n)
-		}
-	}
-	// Loose modes are repaired on read.
-	if runtime.GOOS != "windows" {
-		os.Chmod(dir, 0o755)
-		os.Chmod(filepath.Join(dir, "k.token"), 0o644)
-		if v, err := s.Load(ctx, "k"); string(v) != "v2" || err != nil {
-			t.Errorf("Load = %q, %v", v, err)
-		}
-		checkMode(t, dir, 0o700)
-		checkMode(t, filepath.Join(dir, "k.token"), 0o600)
-	}
-	if err := s.Clear(); err != nil {
-		t.Fatal(err)
-	}
-	if names := dirNames(t, dir); len(names) != 0 {
-		t.Errorf("files after Clear: %v", names)
-	}
-}
-
-func checkMode(t *testing.T, path string, want fs.FileMode) {
-	t.Helper()
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := fi.Mode().Perm(); got != want {
-		t.Errorf("%s has mode %v, want %v", path, got, want)
-	}
-}
-
-func dirNames(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	return names
-}
-
-func TestFileStoreDefaultDir(t *testing.T) {
-	t.Setenv("XDG_CACHE_HOME", t.TempDir())
-	t.Setenv("HOME", t.TempDir())
-	base, err := os.UserCacheDir()
-	if err != nil {
-		t.Skip("no user cache folder here:", err)
-	}
-	if got, want := fincalcauth.NewFileStore("").Dir(), filepath.Join(base, "fincalcauth"); got != want {
-		t.Errorf("NewFileStore(\"\").Dir() = %s, want %s", got, want)
-	}
-}
-
-// TestFileStoreDeleteAgainstOtherProcess runs a second process that saves
-// newer values while this one deletes older ones: a delete must never
-// remove a newer value, so that the last one saved is there at the end.
-func TestFileStoreDeleteAgainstOtherProcess(t *testing.T) {
-	if dir := os.Getenv("FINCALCAUTH_STORE_WRITER"); dir != "" {
-		s := fincalcauth.NewFileStore(dir)
-		for i := 1; i <= 300; i++ {
-			s.Save(context.Background(), "k", fmt.Appendf(nil, "v%d", i), time.Now().Add(time.Hour))
-		}
-		return
-	}
-	dir := t.TempDir()
-	s := fincalcauth.NewFileStore(dir)
-	ctx := context.Background()
-	s.Save(ctx, "k", []byte("v0"), time.Now().Add(time.Hour))
-	cmd := exec.Command(os.Args[0], "-test.run=^TestFileStoreDeleteAgainstOtherProcess$")
-	cmd.Env = append(os.Environ(), "FINCALCAUTH_STORE_WRITER="+dir)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error)
-	go func() { done <- cmd.Wait() }()
-	deletes := 0
-	for running := true; running; {
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-			running = false
-		default:
-			// Delete whatever is there unless it is the last value.
-			if v, _ := s.Load(ctx, "k"); v != nil && string(v) != "v300" {
-				s.Delete(ctx, "k", v)
-				deletes++
-			}
-		}
-	}
-	if v, err := s.Load(ctx, "k"); string(v) != "v300" {
-		t.Errorf("after %d deletes of older values, the store holds %q, %v; want v300", deletes, v, err)
-	}
 }
