@@ -40,13 +40,14 @@ import (
 //   - It uses a file only if it is a regular file owned by the user,
 //     opened without following a link and without waiting, and reads at
 //     most what an entry can hold. Anything else where an entry should be
-//     (a link, a FIFO, a device, another user's file) is a miss, is never
-//     opened for writing, chmodded nor removed, and is reported once per
-//     path: the first Load or Delete that meets it returns an error, which a
-//     source logs at Warn, and later ones count it a miss in silence. A
-//     Save replaces it by renaming a new file over it, which never follows
-//     a link.
-//   - Modes are repaired only through a file it opened so, never by path.
+//     (a link, a FIFO, a device, another user's file) is a miss: Load,
+//     Delete, Clear and the sweep never open, chmod nor remove it, and
+//     it is reported once per path: the first Load or Delete that meets
+//     it returns an error, which a source logs at Warn, and later ones
+//     count it a miss in silence. A Save of its key puts a new file in
+//     its place with a rename, which never follows a link.
+//   - It repairs a file's mode that lets others read it only through the
+//     descriptor it opened so, never by path.
 //
 // The folder's own path, up to its last element, is taken as given:
 // whoever may rename the folder's parent can redirect the store.

@@ -9,11 +9,11 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -121,6 +121,12 @@ func TestFileStoreDefaultDir(t *testing.T) {
 	}
 	if got, want := fincalcauth.NewFileStore("").Dir(), filepath.Join(base, "fincalcauth"); got != want {
 		t.Errorf("NewFileStore(\"\").Dir() = %s, want %s", got, want)
+	}
+	if err := fincalcauth.NewFileStore("").Save(context.Background(), "k", []byte("v"), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if runtime.GOOS != "windows" {
+		checkMode(t, filepath.Join(base, "fincalcauth"), 0o700)
 	}
 }
 
@@ -363,7 +369,7 @@ func TestFileStoreLeaseProcesses(t *testing.T) {
 	for i := range 4 {
 		contenders = append(contenders, start(fmt.Sprintf("c%d", i)))
 	}
-	victim.Process.Signal(syscall.SIGKILL)
+	victim.Process.Kill() // SIGKILL
 	victim.Wait()
 	for _, c := range contenders {
 		if err := c.Wait(); err != nil {
@@ -395,5 +401,129 @@ func TestFileStoreLeaseProcesses(t *testing.T) {
 	}
 	if holds != 1+4*25 {
 		t.Errorf("%d holds, want %d", holds, 1+4*25)
+	}
+}
+
+// nobody returns the uid and gid of user nobody, skipping t unless it
+// runs as root, which alone can give a file to another user.
+func nobody(t *testing.T) (uid, gid int) {
+	t.Helper()
+	if runtime.GOOS == "windows" || os.Geteuid() != 0 {
+		t.Skip("giving a file to another user needs root; this test runs as uid", os.Geteuid())
+	}
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody here:", err)
+	}
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	return uid, gid
+}
+
+// entryContent returns a valid entry's file content.
+func entryContent(value string, expiry time.Time) []byte {
+	return fmt.Appendf(nil, "fincalcauth store 1\n%d\n%s", expiry.UnixMilli(), value)
+}
+
+func TestFileStoreRefusesFolder(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no POSIX modes on Windows")
+	}
+	tests := []struct {
+		name string
+		why  string
+		make func(t *testing.T, dir string) (folder string)
+	}{
+		{"link to a folder", "symbolic link", func(t *testing.T, dir string) string {
+			os.Symlink(dir, dir+"-link")
+			return dir + "-link"
+		}},
+		{"writable by others", "writable by others", func(t *testing.T, dir string) string {
+			os.Chmod(dir, 0o777)
+			return dir
+		}},
+		{"writable by its group", "writable by others", func(t *testing.T, dir string) string {
+			os.Chmod(dir, 0o770)
+			return dir
+		}},
+		{"another user's", "owned by uid", func(t *testing.T, dir string) string {
+			uid, gid := nobody(t)
+			os.Chown(dir, uid, gid)
+			return dir
+		}},
+		{"a file", "not a folder", func(t *testing.T, dir string) string {
+			os.WriteFile(dir+"-file", nil, 0o600)
+			return dir + "-file"
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "store")
+			os.Mkdir(dir, 0o755)
+			os.WriteFile(filepath.Join(dir, "k.token"), entryContent("v", time.Now().Add(time.Hour)), 0o644)
+			folder := tt.make(t, dir)
+			mode := func() fs.FileMode {
+				fi, err := os.Stat(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return fi.Mode()
+			}
+			before := mode()
+			s := fincalcauth.NewFileStore(folder)
+			ctx := context.Background()
+			check := func(op string, err error) {
+				t.Helper()
+				if err == nil || !strings.Contains(err.Error(), tt.why) || !strings.Contains(err.Error(), folder) {
+					t.Errorf("%s = %v; want an error that names %s, %q", op, err, folder, tt.why)
+				}
+			}
+			v, err := s.Load(ctx, "k")
+			check("Load", err)
+			if v != nil {
+				t.Errorf("Load = %q", v)
+			}
+			check("Save", s.Save(ctx, "new", []byte("v"), time.Now().Add(time.Hour)))
+			check("Delete", s.Delete(ctx, "k", []byte("v")))
+			_, err = s.Lease(ctx, "k", []byte("a"), time.Now().Add(time.Hour))
+			check("Lease", err)
+			check("Clear", s.Clear())
+			if after := mode(); after != before {
+				t.Errorf("the folder's mode went from %v to %v", before, after)
+			}
+			checkMode(t, filepath.Join(dir, "k.token"), 0o644)
+			if diff := cmp.Diff([]string{"k.token"}, dirNames(t, dir)); diff != "" {
+				t.Errorf("files in the refused folder (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestFileStoreSweepBounded(t *testing.T) {
+	dir := t.TempDir()
+	s := fincalcauth.NewFileStore(dir)
+	ctx := context.Background()
+	const n = 100
+	for i := range n {
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("old%d.token", i)), entryContent("v", time.Now().Add(-time.Hour)), 0o600)
+	}
+	expired := func() int {
+		c := 0
+		for _, name := range dirNames(t, dir) {
+			if strings.HasPrefix(name, "old") {
+				c++
+			}
+		}
+		return c
+	}
+	s.Save(ctx, "k", []byte("v"), time.Now().Add(time.Hour))
+	if removed := n - expired(); removed == 0 || removed > fincalcauth.SweepFiles {
+		t.Errorf("one Save removed %d expired entries, want 1 to %d", removed, fincalcauth.SweepFiles)
+	}
+	for range 50 {
+		s.Save(ctx, "k", []byte("v"), time.Now().Add(time.Hour))
+	}
+	if left := expired(); left != 0 {
+		t.Errorf("%d expired entries left after 51 Saves", left)
 	}
 }
