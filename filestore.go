@@ -499,8 +499,9 @@ func (s *FileStore) sweep() {
 	// sampling), so that live entries cannot hide expired ones for good.
 	var picked []string
 	seen := 0
-	for seen < sweepNames {
+	for names := 0; names < sweepNames; {
 		entries, err := d.ReadDir(256)
+		names += len(entries)
 		for _, e := range entries {
 			if !e.Type().IsRegular() || storeFile(e.Name()) == otherFile {
 				continue
@@ -571,6 +572,9 @@ const maxOwner = tokenstore.MaxValue
 func (s *FileStore) Lease(ctx context.Context, key string, owner []byte, expiry time.Time) (bool, error) {
 	if len(owner) == 0 || len(owner) > maxOwner {
 		return false, fmt.Errorf("fincalcauth: file store: a lease's owner must have 1 to %d bytes, not %d", maxOwner, len(owner))
+	}
+	if !haveFlock {
+		return false, fmt.Errorf("fincalcauth: file store: no leases without flock: %w", errors.ErrUnsupported)
 	}
 	if _, err := s.checkDir(true); err != nil {
 		return false, err

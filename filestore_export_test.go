@@ -5,5 +5,5 @@ package fincalcauth
 const (
 	SweepFiles = sweepFiles
 	StaleTemp  = staleTemp
-	MaxFile    = maxFile
+	HaveFlock  = haveFlock
 )

@@ -16,6 +16,7 @@ const (
 	oNonblock  = 0
 	oDirectory = 0
 	checkModes = false
+	haveFlock  = false
 )
 
 func ownerRefusal(fs.FileInfo) string { return "" }

@@ -174,8 +174,8 @@ func TestFileStoreDeleteAgainstOtherProcess(t *testing.T) {
 }
 
 func TestFileStoreLease(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("FileStore has no leases on Windows")
+	if !fincalcauth.HaveFlock {
+		t.Skip("FileStore has no leases without flock")
 	}
 	s := fincalcauth.NewFileStore(filepath.Join(t.TempDir(), "cache"))
 	ctx := context.Background()
@@ -238,8 +238,8 @@ func TestFileStoreLease(t *testing.T) {
 }
 
 func TestFileStoreLeaseRefusesOddFile(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("FileStore has no leases on Windows")
+	if !fincalcauth.HaveFlock {
+		t.Skip("FileStore has no leases without flock")
 	}
 	dir := t.TempDir()
 	s := fincalcauth.NewFileStore(dir)
@@ -336,8 +336,8 @@ func TestFileStoreLeaseProcesses(t *testing.T) {
 		}
 		return
 	}
-	if runtime.GOOS == "windows" {
-		t.Skip("FileStore has no leases on Windows")
+	if !fincalcauth.HaveFlock {
+		t.Skip("FileStore has no leases without flock")
 	}
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "log")

@@ -18,6 +18,7 @@ const (
 	oNonblock  = syscall.O_NONBLOCK
 	oDirectory = syscall.O_DIRECTORY
 	checkModes = true
+	haveFlock  = true
 )
 
 // ownerRefusal returns why a file or folder whose Lstat is fi is not
