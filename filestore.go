@@ -63,7 +63,7 @@ type FileStore struct {
 }
 
 // NewFileStore returns a FileStore in dir, which it creates, for the
-// user alone, when it first saves. An empty dir means
+// user alone, when it first saves or leases. An empty dir means
 // os.UserCacheDir()/fincalcauth ($XDG_CACHE_HOME/fincalcauth on Linux);
 // if there is no such folder, every call fails.
 func NewFileStore(dir string) *FileStore {
