@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/user"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gofincalc/fincalcauth"
@@ -526,4 +528,34 @@ func TestFileStoreSweepBounded(t *testing.T) {
 	if left := expired(); left != 0 {
 		t.Errorf("%d expired entries left after 51 Saves", left)
 	}
+}
+
+func TestFileStoreRefusedEntryLoggedOnce(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("symbolic links need privileges on Windows")
+	}
+	synctest.Test(t, func(t *testing.T) {
+		m := newBubbleFake()
+		dir := t.TempDir()
+		store := fincalcauth.NewFileStore(dir)
+		var logs lockedBuffer
+		cfg := storeConfig(m, store)
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		outside := filepath.Join(t.TempDir(), "outside")
+		os.WriteFile(outside, nil, 0o644)
+		path := filepath.Join(dir, fincalcauth.StoreKey(cfg)+".token")
+		os.Symlink(outside, path)
+		// Three sources, each of which finds the link: one Warn record.
+		for range 3 {
+			os.Remove(path)
+			os.Symlink(outside, path)
+			if _, err := cfg.TokenSource(m.ctx()).Token(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := strings.Count(logs.String(), "symbolic link"); n != 1 {
+			t.Errorf("%d records of the link, want 1:\n%s", n, logs.String())
+		}
+		checkMode(t, outside, 0o644)
+	})
 }
