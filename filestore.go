@@ -21,21 +21,21 @@ import (
 )
 
 // FileStore is a [Store] and a [Leaser] that keeps each entry in a file of
-// its own in one folder that only its user can read: the folder has mode
+// its own in one dir that only its user can read: the dir has mode
 // 0700 and the files 0600. Files are replaced atomically, and Delete is
 // safe against a Save from another process. Expired entries are removed
 // as they are come across. A FileStore is safe for concurrent use by
 // goroutines and by processes.
 //
-// Processes and commands that use the same folder, such as the
+// Processes and commands that use the same dir, such as the
 // fincalc-token command and a service run by the same user, share
 // tokens.
 //
 // A FileStore is often run by root, so it trusts nothing that someone
 // else could have put in its way:
-//   - It refuses a folder that is a symbolic link, that is owned by
+//   - It refuses a dir that is a symbolic link, that is owned by
 //     another user, or that others may write to: they could swap its
-//     files for links. Every call then fails, saying why. A folder only
+//     files for links. Every call then fails, saying why. A dir only
 //     readable by others has its mode repaired.
 //   - It uses a file only if it is a regular file owned by the user,
 //     opened without following a link and without waiting, and reads at
@@ -49,15 +49,15 @@ import (
 //   - It repairs a file's mode that lets others read it only through the
 //     descriptor it opened so, never by path.
 //
-// The folder's own path, up to its last element, is taken as given:
-// whoever may rename the folder's parent can redirect the store.
+// The dir's own path, up to its last element, is taken as given:
+// whoever may rename the dir's parent can redirect the store.
 //
 // On systems other than Linux, macOS, the BSDs and illumos, owners and
 // modes are not checked, a link is detected before a file is opened
 // rather than refused by the open itself, and leases are not supported.
 type FileStore struct {
 	dir string
-	err error // why there is no folder
+	err error // why there is no dir
 
 	reported sync.Map // paths whose refused entry was reported
 }
@@ -65,19 +65,19 @@ type FileStore struct {
 // NewFileStore returns a FileStore in dir, which it creates, for the
 // user alone, when it first saves or leases. An empty dir means
 // os.UserCacheDir()/fincalcauth ($XDG_CACHE_HOME/fincalcauth on Linux);
-// if there is no such folder, every call fails.
+// if there is no such dir, every call fails.
 func NewFileStore(dir string) *FileStore {
 	if dir == "" {
 		base, err := os.UserCacheDir()
 		if err != nil {
-			return &FileStore{err: fmt.Errorf("fincalcauth: file store: no user cache folder: %w", err)}
+			return &FileStore{err: fmt.Errorf("fincalcauth: file store: no user cache dir: %w", err)}
 		}
 		dir = filepath.Join(base, "fincalcauth")
 	}
 	return &FileStore{dir: dir}
 }
 
-// Dir returns the store's folder.
+// Dir returns the store's dir.
 func (s *FileStore) Dir() string { return s.dir }
 
 const (
@@ -100,9 +100,9 @@ const (
 	maxFile = len(fileHeader) + 21 + tokenstore.MaxValue
 
 	// sweepNames and sweepFiles bound the work of the sweep after each
-	// Save: it reads at most sweepNames names of the folder and opens at
+	// Save: it reads at most sweepNames names of the dir and opens at
 	// most sweepFiles files, drawn among them at random so that
-	// successive sweeps cover a folder that holds more.
+	// successive sweeps cover a dir that holds more.
 	sweepNames = 4096
 	sweepFiles = 16
 
@@ -143,7 +143,7 @@ func (s *FileStore) Load(ctx context.Context, key string) ([]byte, error) {
 }
 
 // Save writes value under key until expiry, atomically, and removes some
-// of the folder's expired entries.
+// of the dir's expired entries.
 func (s *FileStore) Save(ctx context.Context, key string, value []byte, expiry time.Time) error {
 	if _, err := s.checkDir(true); err != nil {
 		return err
@@ -230,18 +230,18 @@ func (s *FileStore) named(key, ext string) string {
 	return filepath.Join(s.dir, name+ext)
 }
 
-// checkDir makes sure that the folder is the user's alone, creating it
+// checkDir makes sure that the dir is the user's alone, creating it
 // if create is set, and reports whether it exists. It looks at the
-// folder itself, never through a link, refuses one that is another
+// dir itself, never through a link, refuses one that is another
 // user's or that others may write to, and repairs a mode that lets
-// others read it, through a descriptor of the folder.
+// others read it, through a descriptor of the dir.
 func (s *FileStore) checkDir(create bool) (bool, error) {
 	if s.err != nil {
 		return false, s.err
 	}
 	fi, err := os.Lstat(s.dir)
 	if errors.Is(err, fs.ErrNotExist) && create {
-		// MkdirAll makes every missing folder of the path 0700 and the
+		// MkdirAll makes every missing dir of the path 0700 and the
 		// process's user its owner.
 		if err = os.MkdirAll(s.dir, 0o700); err == nil {
 			fi, err = os.Lstat(s.dir)
@@ -266,7 +266,7 @@ func (s *FileStore) checkDir(create bool) (bool, error) {
 			f.Close()
 		}
 		if err != nil {
-			return false, fmt.Errorf("fincalcauth: file store: folder %s is readable by others, and its mode cannot be repaired: %w", s.dir, err)
+			return false, fmt.Errorf("fincalcauth: file store: dir %s is readable by others, and its mode cannot be repaired: %w", s.dir, err)
 		}
 	}
 	return true, nil
@@ -278,9 +278,9 @@ func dirRefusal(dir string, fi fs.FileInfo) error {
 	why := ""
 	switch {
 	case fi.Mode()&fs.ModeSymlink != 0:
-		why = "a symbolic link: the folder must be named by its own path"
+		why = "a symbolic link: the dir must be named by its own path"
 	case !fi.IsDir():
-		why = "not a folder"
+		why = "not a dir"
 	default:
 		if w := ownerRefusal(fi); w != "" {
 			why = w + ": its owner could swap its files for links"
@@ -291,7 +291,7 @@ func dirRefusal(dir string, fi fs.FileInfo) error {
 	if why == "" {
 		return nil
 	}
-	return fmt.Errorf("fincalcauth: file store: refusing folder %s: it is %s", dir, why)
+	return fmt.Errorf("fincalcauth: file store: refusing dir %s: it is %s", dir, why)
 }
 
 // refusal returns why a file whose Lstat is fi is not used, or "".
@@ -466,7 +466,7 @@ func removeIfHolds(path string, content []byte) error {
 	return nil
 }
 
-// Kinds of names in the folder.
+// Kinds of names in the dir.
 const (
 	otherFile = iota
 	entryFile
@@ -487,7 +487,7 @@ func storeFile(name string) int {
 	return otherFile
 }
 
-// sweep removes expired entries and leases of the folder, and the
+// sweep removes expired entries and leases of the dir, and the
 // temporary files of writers that died, bounded as sweepNames and
 // sweepFiles say. It looks at regular files only.
 func (s *FileStore) sweep() {
@@ -610,7 +610,7 @@ func (s *FileStore) Release(ctx context.Context, key string, owner []byte) error
 	err := withLease(ctx, path, false, func(f *os.File, content []byte) error {
 		if o, _, ok := parseFile(leaseHeader, content); ok && bytes.Equal(o, owner) {
 			// An expired lease that is still owner's is no other's
-			// either: removing it changes nothing but the folder.
+			// either: removing it changes nothing but the dir.
 			return os.Remove(path)
 		}
 		return nil

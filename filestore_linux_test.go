@@ -20,7 +20,7 @@ import (
 // The FileStore tests that need FIFOs, device nodes and /proc.
 
 // withDeadline runs f, and ends the tests if it takes more than 10 s: a
-// store call must not wait on what it finds in the folder.
+// store call must not wait on what it finds in the dir.
 func withDeadline(what string, f func()) {
 	done := make(chan struct{})
 	go func() {
@@ -96,7 +96,7 @@ func TestFileStoreRefusesOddEntries(t *testing.T) {
 				t.Skip("no device node here:", err)
 			}
 		}},
-		{"folder", "not a regular file", func(t *testing.T, path, outside string) {
+		{"dir", "not a regular file", func(t *testing.T, path, outside string) {
 			os.Mkdir(path, 0o755)
 		}},
 		{"another user's file", "owned by uid", func(t *testing.T, path, outside string) {
@@ -144,7 +144,7 @@ func TestFileStoreRefusesOddEntries(t *testing.T) {
 			if b, _ := os.ReadFile(outside); !bytes.Equal(b, entryContent("outside", hour)) {
 				t.Errorf("the file outside holds %q", b)
 			}
-			if tt.name == "folder" {
+			if tt.name == "dir" {
 				return
 			}
 			// A Save replaces the odd entry, never what it links to.
@@ -162,11 +162,11 @@ func TestFileStoreRefusesOddEntries(t *testing.T) {
 	}
 }
 
-// memoryEnv names the folder in which a child of TestFileStoreMemory
+// memoryEnv names the dir in which a child of TestFileStoreMemory
 // runs the store's calls.
 const memoryEnv = "FINCALCAUTH_MEMORY_DIR"
 
-// TestFileStoreMemory runs the store's calls on a folder that holds 1 GiB
+// TestFileStoreMemory runs the store's calls on a dir that holds 1 GiB
 // sparse files and a link to /dev/zero in a child process, and checks its
 // peak memory.
 func TestFileStoreMemory(t *testing.T) {

@@ -119,7 +119,7 @@ func TestFileStoreDefaultDir(t *testing.T) {
 	t.Setenv("HOME", t.TempDir())
 	base, err := os.UserCacheDir()
 	if err != nil {
-		t.Skip("no user cache folder here:", err)
+		t.Skip("no user cache dir here:", err)
 	}
 	if got, want := fincalcauth.NewFileStore("").Dir(), filepath.Join(base, "fincalcauth"); got != want {
 		t.Errorf("NewFileStore(\"\").Dir() = %s, want %s", got, want)
@@ -427,16 +427,16 @@ func entryContent(value string, expiry time.Time) []byte {
 	return fmt.Appendf(nil, "fincalcauth store 1\n%d\n%s", expiry.UnixMilli(), value)
 }
 
-func TestFileStoreRefusesFolder(t *testing.T) {
+func TestFileStoreRefusesDir(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("no POSIX modes on Windows")
 	}
 	tests := []struct {
 		name string
 		why  string
-		make func(t *testing.T, dir string) (folder string)
+		make func(t *testing.T, dir string) (storeDir string)
 	}{
-		{"link to a folder", "symbolic link", func(t *testing.T, dir string) string {
+		{"link to a dir", "symbolic link", func(t *testing.T, dir string) string {
 			os.Symlink(dir, dir+"-link")
 			return dir + "-link"
 		}},
@@ -453,7 +453,7 @@ func TestFileStoreRefusesFolder(t *testing.T) {
 			os.Chown(dir, uid, gid)
 			return dir
 		}},
-		{"a file", "not a folder", func(t *testing.T, dir string) string {
+		{"a file", "not a dir", func(t *testing.T, dir string) string {
 			os.WriteFile(dir+"-file", nil, 0o600)
 			return dir + "-file"
 		}},
@@ -463,7 +463,7 @@ func TestFileStoreRefusesFolder(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "store")
 			os.Mkdir(dir, 0o755)
 			os.WriteFile(filepath.Join(dir, "k.token"), entryContent("v", time.Now().Add(time.Hour)), 0o644)
-			folder := tt.make(t, dir)
+			storeDir := tt.make(t, dir)
 			mode := func() fs.FileMode {
 				fi, err := os.Stat(dir)
 				if err != nil {
@@ -472,12 +472,12 @@ func TestFileStoreRefusesFolder(t *testing.T) {
 				return fi.Mode()
 			}
 			before := mode()
-			s := fincalcauth.NewFileStore(folder)
+			s := fincalcauth.NewFileStore(storeDir)
 			ctx := context.Background()
 			check := func(op string, err error) {
 				t.Helper()
-				if err == nil || !strings.Contains(err.Error(), tt.why) || !strings.Contains(err.Error(), folder) {
-					t.Errorf("%s = %v; want an error that names %s, %q", op, err, folder, tt.why)
+				if err == nil || !strings.Contains(err.Error(), tt.why) || !strings.Contains(err.Error(), storeDir) {
+					t.Errorf("%s = %v; want an error that names %s, %q", op, err, storeDir, tt.why)
 				}
 			}
 			v, err := s.Load(ctx, "k")
@@ -491,11 +491,11 @@ func TestFileStoreRefusesFolder(t *testing.T) {
 			check("Lease", err)
 			check("Clear", s.Clear())
 			if after := mode(); after != before {
-				t.Errorf("the folder's mode went from %v to %v", before, after)
+				t.Errorf("the dir's mode went from %v to %v", before, after)
 			}
 			checkMode(t, filepath.Join(dir, "k.token"), 0o644)
 			if diff := cmp.Diff([]string{"k.token"}, dirNames(t, dir)); diff != "" {
-				t.Errorf("files in the refused folder (-want +got):\n%s", diff)
+				t.Errorf("files in the refused dir (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -21,7 +21,7 @@ const (
 	haveFlock  = true
 )
 
-// ownerRefusal returns why a file or folder whose Lstat is fi is not
+// ownerRefusal returns why a file or dir whose Lstat is fi is not
 // the user's (the process's effective user), or "".
 func ownerRefusal(fi fs.FileInfo) string {
 	st, ok := fi.Sys().(*syscall.Stat_t)
