@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"path/filepath"
-	"runtime"
 	"time"
 
 	"github.com/gofincalc/fincalcauth"
@@ -15,43 +13,56 @@ import (
 // reused: long enough for the command that uses it.
 const minRemaining = 5 * time.Minute
 
-// cache is the command's token cache: the library's file store, with the
-// library's key names and sealing, so that the command and a service
-// whose Config.Store is a FileStore in the same folder share one token.
-// A nil *cache holds nothing.
+// cache is the command's token cache: the library's file store in its
+// default dir, with the library's key names and sealing, so that the
+// command and a service whose Config.Store is fincalcauth.NewFileStore("")
+// share one token. Each call returns when its context ends, whatever the
+// file system does. A nil *cache holds nothing.
 type cache struct {
 	store *fincalcauth.FileStore
 	box   *tokenstore.Box
 }
 
-// newCache returns the cache of cfg's token in dir.
-func newCache(dir string, cfg *fincalcauth.Config) *cache {
+// newCache returns the cache of cfg's token, or nil if the user has no
+// cache dir.
+func newCache(cfg *fincalcauth.Config) *cache {
+	store := fincalcauth.NewFileStore("")
+	if store.Dir() == "" {
+		return nil
+	}
 	tokenURL := cfg.TokenURL
 	if tokenURL == "" {
 		tokenURL = fincalcauth.TokenURL
 	}
 	return &cache{
-		store: fincalcauth.NewFileStore(dir),
+		store: store,
 		box:   tokenstore.New(cfg.ClientSecret, tokenURL, cfg.ClientID, cfg.EmailAddress, cfg.Scopes),
 	}
 }
 
-// load returns the cached token if it has more than minRemaining left at
-// now. A missing, unreadable, tampered or expiring entry is no token.
-func (c *cache) load(ctx context.Context, now time.Time) *oauth2.Token {
+// load returns the cached token, whatever time it has left, or nil if
+// there is none or it cannot be read or opened, and why not. The error
+// is ctx's cause if ctx ended.
+func (c *cache) load(ctx context.Context) (*oauth2.Token, error) {
 	if c == nil {
-		return nil
+		return nil, nil
 	}
-	v, err := c.store.Load(ctx, c.box.Name())
+	v, err := bounded(ctx, func() ([]byte, error) { return c.store.Load(ctx, c.box.Name()) })
 	if err != nil || v == nil {
-		return nil
+		return nil, err
 	}
-	t := c.box.Open(v)
+	return c.box.Open(v), nil
+}
+
+// usable returns t if it has more than minRemaining left at now, with
+// ExpiresIn counted from now, or nil.
+func usable(t *oauth2.Token, now time.Time) *oauth2.Token {
 	if t == nil || t.Expiry.Sub(now) <= minRemaining {
 		return nil
 	}
-	t.ExpiresIn = int64(t.Expiry.Sub(now) / time.Second)
-	return t
+	u := *t
+	u.ExpiresIn = int64(t.Expiry.Sub(now) / time.Second)
+	return &u
 }
 
 // save stores tok, sealed, until its expiry.
@@ -60,35 +71,26 @@ func (c *cache) save(ctx context.Context, tok *oauth2.Token) error {
 		return nil
 	}
 	v := c.box.Seal(tok)
-	return c.store.Save(ctx, c.box.Name(), v, tok.Expiry)
+	_, err := bounded(ctx, func() (struct{}, error) { return struct{}{}, c.store.Save(ctx, c.box.Name(), v, tok.Expiry) })
+	return err
 }
 
-// cacheDir returns the cache's folder, as os.UserCacheDir would find it
-// in the environment getenv reads, or "" if the user has none.
-func cacheDir(getenv func(string) string) string {
-	var base string
-	switch runtime.GOOS {
-	case "windows":
-		base = getenv("LocalAppData")
-	case "darwin", "ios":
-		if home := getenv("HOME"); home != "" {
-			base = filepath.Join(home, "Library", "Caches")
-		}
-	case "plan9":
-		if home := getenv("home"); home != "" {
-			base = filepath.Join(home, "lib", "cache")
-		}
-	default:
-		base = getenv("XDG_CACHE_HOME")
-		if !filepath.IsAbs(base) {
-			base = ""
-			if home := getenv("HOME"); home != "" {
-				base = filepath.Join(home, ".cache")
-			}
-		}
+// clearCache removes every cached token of the user: it needs no settings,
+// since an entry left by a rotated secret cannot be found by the new one.
+func (c *command) clearCache(ctx context.Context) error {
+	if err := c.refused("-clear-cache takes no -%s: it removes every cached token",
+		"client-id", "email", "scopes", "token-url", "client-secret-file", "refresh", "no-cache", "status", "json"); err != nil {
+		return err
 	}
-	if base == "" {
-		return ""
+	store := fincalcauth.NewFileStore("")
+	if store.Dir() == "" {
+		return &usageError{problems: []string{"-clear-cache: this user has no cache dir"}}
 	}
-	return filepath.Join(base, "fincalcauth")
+	ctx, done := c.stage(ctx, "the token cache in "+store.Dir()+" to be cleared")
+	defer done()
+	if _, err := bounded(ctx, func() (struct{}, error) { return struct{}{}, store.Clear() }); err != nil {
+		return err
+	}
+	c.say("cleared %s", store.Dir())
+	return nil
 }

@@ -72,6 +72,10 @@ func newEnv(t *testing.T) *env {
 	srv := fincalcauthtest.NewServer()
 	t.Cleanup(srv.Close)
 	home := t.TempDir()
+	// The cache is where fincalcauth.NewFileStore("") puts it, for the
+	// runs in process and for the binary alike.
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(home, "xdg-cache"))
 	e := &env{t: t, srv: srv, home: home, cache: filepath.Join(home, "xdg-cache"), vars: map[string]string{
 		"FINCALC_CLIENT_ID":     fincalcauthtest.ClientID,
 		"FINCALC_CLIENT_SECRET": fincalcauthtest.ClientSecret,
@@ -85,17 +89,19 @@ func newEnv(t *testing.T) *env {
 // call runs the command in process.
 func (e *env) call(stdin string, args ...string) result {
 	e.t.Helper()
-	getenv := func(k string) string {
-		switch k {
-		case "HOME":
-			return e.home
-		case "XDG_CACHE_HOME":
-			return e.cache
-		}
-		return e.vars[k]
-	}
+	return e.callWith(nil, stdin, args...)
+}
+
+// callWith runs the command in process, after set changes it, if set is
+// not nil.
+func (e *env) callWith(set func(*command), stdin string, args ...string) result {
+	e.t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), args, getenv, strings.NewReader(stdin), &stdout, &stderr)
+	c := newCommand(func(k string) string { return e.vars[k] }, strings.NewReader(stdin), &stdout, &stderr)
+	if set != nil {
+		set(c)
+	}
+	code := c.report(c.run(context.Background(), args))
 	r := result{Stdout: stdout.String(), Stderr: stderr.String(), Code: code}
 	e.checkNoSecret(r)
 	return r
@@ -445,7 +451,7 @@ func TestTimeout(t *testing.T) {
 	e.srv.FailAlways(fincalcauthtest.Fault{Delay: time.Hour}) // an endpoint that hangs
 	start := time.Now()
 	r := e.call("", "-timeout", "300ms")
-	if r.Code != 1 || r.Stdout != "" || !strings.Contains(r.Stderr, "no token within -timeout 300ms") {
+	if r.Code != 1 || r.Stdout != "" || !strings.Contains(r.Stderr, "-timeout 300ms reached while waiting for a token from "+e.srv.TokenURL) {
 		t.Errorf("run = %+v; want exit 1 and a message that names the timeout", r)
 	}
 	if d := time.Since(start); d > 10*time.Second {
