@@ -27,8 +27,8 @@ func (c *command) runDemo(ctx context.Context) error {
 		if _, ok := fields["client_secret"]; ok {
 			fields["client_secret"] = "REDACTED"
 		}
-		body, _ := json.MarshalIndent(fields, "      ", "  ")
-		c.tell("demo: sent POST %s\n      Content-Type: %s\n      %s", srv.TokenURL, req.ContentType, body)
+		body, _ := json.MarshalIndent(fields, "demo:   ", "  ")
+		c.tell("demo: sent POST %s\ndemo:   Content-Type: %s\ndemo:   %s", srv.TokenURL, req.ContentType, body)
 	}
 	if err != nil {
 		return err

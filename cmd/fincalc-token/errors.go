@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -67,9 +68,11 @@ func (c *command) report(err error) int {
 	}
 	var b strings.Builder
 	for _, l := range lines {
-		b.WriteString("fincalc-token: " + l + "\n")
+		for line := range strings.Lines(l) {
+			b.WriteString("fincalc-token: " + strings.TrimSuffix(line, "\n") + "\n")
+		}
 	}
-	fmt.Fprint(c.stderr, b.String())
+	io.WriteString(c.stderr, b.String())
 	return code
 }
 

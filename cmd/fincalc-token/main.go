@@ -285,16 +285,13 @@ func (c *command) hold(tokens ...string) {
 	}
 }
 
-// mentionsHeld reports whether text mentions a token the run holds, or
-// the client secret.
+// mentionsHeld reports whether text mentions a token the run holds. (The
+// library withholds the secret and the tokens it knows of itself.)
 func (c *command) mentionsHeld(text string) bool {
 	c.mu.Lock()
-	secrets := slices.Clone(c.held)
+	held := slices.Clone(c.held)
 	c.mu.Unlock()
-	if c.r.cfg != nil && c.r.cfg.ClientSecret != "" {
-		secrets = append(secrets, c.r.cfg.ClientSecret)
-	}
-	return len(secrets) > 0 && mentions(text, secrets...)
+	return len(held) > 0 && mentions(text, held...)
 }
 
 // say writes a line of -v on stderr.
@@ -304,14 +301,18 @@ func (c *command) say(format string, args ...any) {
 	}
 }
 
-// tell writes a line on stderr, prefixed with the command's name, or a
-// note in its place if it mentions a token the run holds.
+// tell writes a message on stderr, each line prefixed with the command's
+// name, or a note in its place if it mentions a token the run holds.
 func (c *command) tell(format string, args ...any) {
-	line := fmt.Sprintf(format, args...)
-	if c.mentionsHeld(line) {
-		line = "(a message withheld: it mentions a token this command holds)"
+	msg := fmt.Sprintf(format, args...)
+	if c.mentionsHeld(msg) {
+		msg = "(a message withheld: it mentions a token this command holds)"
 	}
-	fmt.Fprintf(c.stderr, "fincalc-token: %s\n", line)
+	var b strings.Builder
+	for line := range strings.Lines(msg) {
+		b.WriteString("fincalc-token: " + strings.TrimSuffix(line, "\n") + "\n")
+	}
+	io.WriteString(c.stderr, b.String())
 }
 
 // refused reports, with why (a format of the flag's name), the first of

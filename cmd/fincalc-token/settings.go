@@ -172,6 +172,7 @@ func (c *command) readSecret(ctx context.Context, path, source string) (string, 
 		if path != "-" {
 			read = func() ([]byte, error) { return os.ReadFile(path) }
 		}
+		c.say("reading the client secret from %s", source)
 		sctx, done := c.stage(ctx, "the client secret from "+source)
 		b, err = bounded(sctx, read)
 		done()

@@ -25,6 +25,7 @@ func (c *command) obtain(ctx context.Context, cfg *fincalcauth.Config, cache *ca
 	} else {
 		// Read even with -refresh: a refusal may quote the cached token,
 		// which no message may show.
+		c.say("reading the token cache in %s", cache.store.Dir())
 		sctx, done := c.stage(ctx, "the token cache in "+cache.store.Dir())
 		cached, err := cache.load(sctx)
 		ended := sctx.Err() != nil
