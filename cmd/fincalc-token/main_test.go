@@ -119,14 +119,20 @@ func (e *env) checkNoSecret(r result) {
 	}
 }
 
-// run runs the built binary.
-func (e *env) run(stdin string, args ...string) result {
-	e.t.Helper()
+// command returns the built binary, to run with args in e.
+func (e *env) command(args ...string) *exec.Cmd {
 	cmd := exec.Command(binary, args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + e.home, "XDG_CACHE_HOME=" + e.cache}
 	for k, v := range e.vars {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
+	return cmd
+}
+
+// run runs the built binary.
+func (e *env) run(stdin string, args ...string) result {
+	e.t.Helper()
+	cmd := e.command(args...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -140,6 +146,66 @@ func (e *env) run(stdin string, args ...string) result {
 	}
 	r := result{Stdout: stdout.String(), Stderr: stderr.String(), Code: code}
 	e.checkNoSecret(r)
+	return r
+}
+
+// started is a run of the binary under way.
+type started struct {
+	e              *env
+	cmd            *exec.Cmd
+	stdout, stderr lockedBuffer
+	done           chan struct{}
+}
+
+// start starts the binary with stdin, which the caller closes, or none
+// if nil.
+func (e *env) start(stdin io.Reader, args ...string) *started {
+	e.t.Helper()
+	s := &started{e: e, cmd: e.command(args...), done: make(chan struct{})}
+	s.cmd.Stdin = stdin
+	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
+	if err := s.cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	go func() {
+		s.cmd.Wait()
+		close(s.done)
+	}()
+	e.t.Cleanup(func() {
+		s.cmd.Process.Kill()
+		<-s.done
+	})
+	return s
+}
+
+// waitFor waits until the run has written want on stderr, or ended.
+func (s *started) waitFor(want string) {
+	s.e.t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(s.stderr.String(), want); {
+		select {
+		case <-s.done:
+			s.e.t.Fatalf("the run ended before it told %q: %s", want, s.stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			s.e.t.Fatalf("the run has not told %q: %s", want, s.stderr.String())
+		}
+	}
+}
+
+// end waits until the run ends, up to limit, and returns its result; it
+// kills a run that outlasts limit and fails the test.
+func (s *started) end(limit time.Duration) result {
+	s.e.t.Helper()
+	select {
+	case <-s.done:
+	case <-time.After(limit):
+		s.cmd.Process.Kill()
+		<-s.done
+		s.e.t.Errorf("the run had not ended after %v; killed", limit)
+	}
+	r := result{Stdout: s.stdout.String(), Stderr: s.stderr.String(), Code: s.cmd.ProcessState.ExitCode()}
+	s.e.checkNoSecret(r)
 	return r
 }
 
@@ -702,6 +768,9 @@ func TestSecretPromptOnTerminal(t *testing.T) {
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(screen.String(), "client secret") && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond) // until the prompt shows
 	}
+	// The prompt shows just before the terminal stops echoing: a person
+	// types later than that, and so does the test.
+	time.Sleep(200 * time.Millisecond)
 	io.WriteString(stdin, fincalcauthtest.ClientSecret+"\r")
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
