@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -26,11 +27,20 @@ func (c *command) stage(ctx context.Context, what string) (_ context.Context, do
 	if !c.stderrTTY {
 		return ctx, cancel
 	}
+	var mu sync.Mutex // held while the notice is told; over is set under it
+	over := false
 	t := time.AfterFunc(c.noticeAfter, func() {
-		c.tell("still waiting for %s (-timeout %v, Ctrl-C to stop)", what, c.o.timeout)
+		mu.Lock()
+		defer mu.Unlock()
+		if !over {
+			c.tell("still waiting for %s (-timeout %v, Ctrl-C to stop)", what, c.o.timeout)
+		}
 	})
 	return ctx, func() {
 		t.Stop()
+		mu.Lock()
+		over = true
+		mu.Unlock()
 		cancel()
 	}
 }
