@@ -23,11 +23,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// The tests run the command against fincalcauthtest, with a cache folder
+// The tests run the command against fincalcauthtest, with a cache dir
 // of their own: most call run in process, through the environment,
 // standard input and output it takes; a few build the binary and run it
 // as a person would, for signals, exit codes, the secret prompt on a
-// terminal and the real cache folder.
+// terminal and the real cache dir.
 
 var binary string
 
@@ -59,7 +59,7 @@ type result struct {
 	Code           int
 }
 
-// env is a test's environment: a fake FinCalc and a cache folder.
+// env is a test's environment: a fake FinCalc and a cache dir.
 type env struct {
 	t     *testing.T
 	srv   *fincalcauthtest.Server
@@ -209,7 +209,7 @@ func (s *started) end(limit time.Duration) result {
 	return r
 }
 
-// cacheFiles returns the token files in the cache folder.
+// cacheFiles returns the token files in the cache dir.
 func (e *env) cacheFiles() []string {
 	files, _ := filepath.Glob(filepath.Join(e.cache, "fincalcauth", "*"))
 	return files
@@ -259,7 +259,7 @@ func TestCache(t *testing.T) {
 
 func TestCacheFileModes(t *testing.T) {
 	e := newEnv(t)
-	// A cache folder that exists with loose modes is tightened.
+	// A cache dir that exists with loose modes is tightened.
 	if err := os.MkdirAll(filepath.Join(e.cache, "fincalcauth"), 0o755); err != nil {
 		t.Fatal(err)
 	}
