@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gofincalc/fincalcauth"
 	"github.com/gofincalc/fincalcauth/fincalcauthtest"
 	"github.com/google/go-cmp/cmp"
 )
@@ -254,6 +255,34 @@ func TestCache(t *testing.T) {
 	// the fake, so a changed secret stands for them here.
 	if n := len(e.cacheFiles()); n != 2 {
 		t.Errorf("%d cache files, want 2: %v", n, e.cacheFiles())
+	}
+}
+
+func TestCacheSharedWithService(t *testing.T) {
+	e := newEnv(t)
+	r := e.call("")
+	if r.Code != 0 {
+		t.Fatal(r)
+	}
+	// A service of the same user, with the library's default store.
+	cfg := e.srv.ClientConfig("client-information", "fact-find")
+	cfg.Store = fincalcauth.NewFileStore("")
+	tok, err := cfg.TokenSource(context.Background()).Token()
+	if err != nil || tok.AccessToken != strings.TrimSpace(r.Stdout) || e.srv.TokenRequests() != 1 {
+		t.Errorf("the service got %v, %v after %d token requests; want the command's token, and no request", tok, err, e.srv.TokenRequests())
+	}
+
+	// Where the library has no default dir, the command has no cache.
+	t.Setenv("XDG_CACHE_HOME", "relative/cache")
+	if dir := fincalcauth.NewFileStore("").Dir(); dir != "" {
+		t.Skipf("the library finds a cache dir for a relative XDG_CACHE_HOME: %s", dir)
+	}
+	r = e.call("", "-status")
+	if !strings.Contains(r.Stdout, "cache:         none: this user has no cache dir") {
+		t.Errorf("-status with a relative XDG_CACHE_HOME:\n%s", r.Stdout)
+	}
+	if r := e.call(""); r.Code != 0 || !e.issued(r) || e.srv.TokenRequests() != 2 {
+		t.Errorf("a run with no cache dir: %+v", r)
 	}
 }
 
