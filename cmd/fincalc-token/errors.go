@@ -15,6 +15,30 @@ import (
 	"golang.org/x/oauth2"
 )
 
+// The exit statuses.
+const (
+	exitOK          = 0
+	exitFail        = 1
+	exitUsage       = 2
+	exitInterrupted = 130 // 128 + SIGINT, as shells report it
+)
+
+// usageError is a bad or missing setting or flag: exit status 2.
+type usageError struct {
+	problems []string // one line each
+	hint     string   // what to do, if anything
+}
+
+func (e *usageError) Error() string { return strings.Join(e.problems, "; ") }
+
+// interruptedError is the cause of a run that Ctrl-C ended: exit status
+// 130.
+type interruptedError struct{}
+
+func (interruptedError) Error() string { return "interrupted" }
+
+var errInterrupted error = interruptedError{}
+
 // failure is a failed run as -json tells it on stderr.
 type failure struct {
 	Error      string `json:"error"`
@@ -31,7 +55,7 @@ func (c *command) report(err error) int {
 	}
 	code := exitFail
 	lines := []string{err.Error()}
-	f := failure{Hint: c.hint(err)}
+	var f failure
 	var ue *usageError
 	var ie interruptedError
 	switch {
@@ -41,6 +65,8 @@ func (c *command) report(err error) int {
 		code = exitUsage
 		lines = ue.problems
 		f.Hint = ue.hint
+	default:
+		f.Hint = c.hint(err)
 	}
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && re.Response != nil {

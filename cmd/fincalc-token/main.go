@@ -79,11 +79,6 @@ import (
 )
 
 const (
-	exitOK          = 0
-	exitFail        = 1
-	exitUsage       = 2
-	exitInterrupted = 130 // 128 + SIGINT, as shells report it
-
 	defaultTimeout = 30 * time.Second
 
 	// noticeAfter is how long a wait lasts before the command says, on a
@@ -103,22 +98,6 @@ func main() {
 	c.stderrTTY = isTerminal(os.Stderr)
 	os.Exit(c.report(c.run(ctx, os.Args[1:])))
 }
-
-// usageError is a bad or missing setting or flag: exit status 2.
-type usageError struct {
-	problems []string // one line each
-	hint     string   // what to do, if anything
-}
-
-func (e *usageError) Error() string { return strings.Join(e.problems, "; ") }
-
-// interruptedError is the cause of a run that Ctrl-C ended: exit status
-// 130.
-type interruptedError struct{}
-
-func (interruptedError) Error() string { return "interrupted" }
-
-var errInterrupted error = interruptedError{}
 
 // command is one run of the command: its input and output, its flags,
 // and what it learns on the way that its messages depend on.
