@@ -137,19 +137,7 @@ func (c *command) newFlagSet() *flag.FlagSet {
 	fs.SetOutput(io.Discard) // report says what went wrong
 	fs.Usage = func() {}
 	for _, s := range settingsTable {
-		usage := s.about + " (default $" + s.env + ")"
-		switch s.field {
-		case "ClientID":
-			fs.StringVar(&o.clientID, s.flag, "", usage)
-		case "ClientSecret":
-			fs.StringVar(&o.secretFile, s.flag, "", "read "+s.about+" from this file, - for stdin (default $"+s.env+")")
-		case "EmailAddress":
-			fs.StringVar(&o.email, s.flag, "", usage)
-		case "Scopes":
-			fs.StringVar(&o.scopes, s.flag, "", usage)
-		case "TokenURL":
-			fs.StringVar(&o.tokenURL, s.flag, "", s.about+" (default $"+s.env+", else FinCalc's)")
-		}
+		fs.StringVar(s.dest(o), s.flag, "", s.about+" (default $"+s.env+")")
 	}
 	fs.BoolVar(&o.json, "json", false, "print a JSON object with access_token, token_type, expiry and expires_in; with -status, the status; failures as JSON on standard error")
 	fs.BoolVar(&o.refresh, "refresh", false, "fetch a new token even if one is cached, and cache it")

@@ -16,15 +16,16 @@ import (
 )
 
 // settingsTable lists the settings: -help shows it, the flags are made
-// from it, and messages name its variables.
+// from it, and messages name its variables and flags.
 var settingsTable = []struct {
 	field, env, flag, about string
+	dest                    func(*options) *string // the flag's value
 }{
-	{"ClientID", "FINCALC_CLIENT_ID", "client-id", "the client ID FinCalc issued"},
-	{"ClientSecret", "FINCALC_CLIENT_SECRET", "client-secret-file", `the client secret ("-": standard input)`},
-	{"EmailAddress", "FINCALC_EMAIL_ADDRESS", "email", "the email address of your FinCalc login"},
-	{"Scopes", "FINCALC_SCOPES", "scopes", "scopes, separated by spaces or commas"},
-	{"TokenURL", "FINCALC_TOKEN_URL", "token-url", "the token endpoint (default: FinCalc's)"},
+	{"ClientID", "FINCALC_CLIENT_ID", "client-id", "the client ID FinCalc issued", func(o *options) *string { return &o.clientID }},
+	{"ClientSecret", "FINCALC_CLIENT_SECRET", "client-secret-file", `the client secret (the flag: a file that holds it, "-" for stdin)`, func(o *options) *string { return &o.secretFile }},
+	{"EmailAddress", "FINCALC_EMAIL_ADDRESS", "email", "the email address of your FinCalc login", func(o *options) *string { return &o.email }},
+	{"Scopes", "FINCALC_SCOPES", "scopes", "scopes, separated by spaces or commas", func(o *options) *string { return &o.scopes }},
+	{"TokenURL", "FINCALC_TOKEN_URL", "token-url", "the token endpoint (default: FinCalc's)", func(o *options) *string { return &o.tokenURL }},
 }
 
 // setting is one setting as the user gave it.
@@ -46,25 +47,29 @@ type resolved struct {
 func (c *command) settings(ctx context.Context) ([]string, error) {
 	var problems []string
 	r := resolved{cfg: &fincalcauth.Config{}, by: map[string]setting{}}
-	pick := func(field, flagName, flagValue, env string, required bool) string {
-		if c.o.set[flagName] {
-			r.by[field] = setting{"-" + flagName, flagValue}
-			return flagValue
-		}
-		if v := strings.TrimSpace(c.getenv(env)); v != "" {
-			r.by[field] = setting{env, v}
-			return v
-		}
-		if required {
-			problems = append(problems, fmt.Sprintf("%s is not set (or use -%s)", env, flagName))
+	pick := func(field string, required bool) string {
+		for _, s := range settingsTable {
+			switch {
+			case s.field != field:
+			case c.o.set[s.flag]:
+				v := *s.dest(&c.o)
+				r.by[field] = setting{"-" + s.flag, v}
+				return v
+			case strings.TrimSpace(c.getenv(s.env)) != "":
+				v := strings.TrimSpace(c.getenv(s.env))
+				r.by[field] = setting{s.env, v}
+				return v
+			case required:
+				problems = append(problems, fmt.Sprintf("%s is not set (or use -%s)", s.env, s.flag))
+			}
 		}
 		return ""
 	}
 	o := c.o
-	r.cfg.ClientID = pick("ClientID", "client-id", o.clientID, "FINCALC_CLIENT_ID", true)
-	r.cfg.EmailAddress = pick("EmailAddress", "email", o.email, "FINCALC_EMAIL_ADDRESS", true)
-	r.cfg.TokenURL = pick("TokenURL", "token-url", o.tokenURL, "FINCALC_TOKEN_URL", false)
-	if scopes := pick("Scopes", "scopes", o.scopes, "FINCALC_SCOPES", true); scopes != "" {
+	r.cfg.ClientID = pick("ClientID", true)
+	r.cfg.EmailAddress = pick("EmailAddress", true)
+	r.cfg.TokenURL = pick("TokenURL", false)
+	if scopes := pick("Scopes", true); scopes != "" {
 		r.cfg.Scopes = strings.FieldsFunc(scopes, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })
 		if len(r.cfg.Scopes) == 0 {
 			problems = append(problems, fmt.Sprintf("%s (%q) names no scope", r.by["Scopes"].source, scopes))
