@@ -114,7 +114,7 @@ func (c *command) hint(err error) string {
 			"), the email address (" + c.source("EmailAddress") + ") and the client secret (" + c.source("ClientSecret") + ")"
 	case errors.Is(err, syscall.ECONNREFUSED) || c.obs != nil && c.obs.last() == failRefused:
 		where := "the token URL"
-		if u, perr := url.Parse(c.r.cfg.TokenURL); perr == nil && u.Host != "" {
+		if u, perr := url.Parse(shownURL(c.r.cfg)); perr == nil && u.Host != "" {
 			where = u.Host
 		}
 		if c.source("TokenURL") == "default" {
