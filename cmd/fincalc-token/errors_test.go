@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -164,17 +165,51 @@ func TestHints(t *testing.T) {
 }
 
 func TestRefusalQuotingCachedToken(t *testing.T) {
-	for _, args := range [][]string{{"-refresh"}, {"-refresh", "-json"}, {"-refresh", "-v"}} {
-		t.Run(strings.Join(args, " "), func(t *testing.T) {
+	// Encoders of the test's own, apart from the decoder that withholds.
+	percentAll := func(s string) string {
+		var b strings.Builder
+		for i := 0; i < len(s); i++ {
+			fmt.Fprintf(&b, "%%%02x", s[i])
+		}
+		return b.String()
+	}
+	htmlDecimal := func(s string) string {
+		var b strings.Builder
+		for _, r := range s {
+			fmt.Fprintf(&b, "&#%d;", r)
+		}
+		return b.String()
+	}
+	tests := []struct {
+		name   string
+		args   []string
+		encode func(string) string
+	}{
+		{name: "raw", args: []string{"-refresh"}},
+		{name: "raw, -json", args: []string{"-refresh", "-json"}},
+		{name: "raw, -v", args: []string{"-refresh", "-v"}},
+		{name: "percent-encoded", args: []string{"-refresh"}, encode: percentAll},
+		{name: "HTML entities, -json", args: []string{"-refresh", "-json"}, encode: htmlDecimal},
+		{name: "percent-encoded, then HTML", args: []string{"-refresh", "-v"}, encode: func(s string) string { return htmlDecimal(percentAll(s)) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
 			cached := strings.TrimSpace(e.call("").Stdout)
 			if !e.srv.ValidToken(cached) {
 				t.Fatalf("no token cached")
 			}
-			e.srv.FailNext(fincalcauthtest.Fault{Status: 400, Description: "A token is still valid for this client: " + cached + "."})
-			r := e.call("", args...) // checkNoSecret fails the test if stderr shows the token
+			quoted := cached
+			if tt.encode != nil {
+				quoted = tt.encode(cached)
+			}
+			e.srv.FailNext(fincalcauthtest.Fault{Status: 400, Description: "A token is still valid for this client: " + quoted + "."})
+			r := e.call("", tt.args...) // checkNoSecret fails the test if stderr shows the token as is
 			if r.Code != 1 || r.Stdout != "" || !strings.Contains(r.Stderr, "withheld: it mentions a token this command holds") || !strings.Contains(r.Stderr, "400") {
 				t.Errorf("run = %+v; want exit 1, the status, and a note that the error is withheld", r)
+			}
+			if strings.Contains(r.Stderr, quoted) {
+				t.Errorf("stderr shows the token as the server quoted it:\n%s", r.Stderr)
 			}
 		})
 	}

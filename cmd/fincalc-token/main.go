@@ -76,6 +76,7 @@ import (
 	"time"
 
 	"github.com/gofincalc/fincalcauth"
+	"github.com/gofincalc/fincalcauth/internal/secrettext"
 )
 
 const (
@@ -258,7 +259,7 @@ func (c *command) mentionsHeld(text string) bool {
 	c.mu.Lock()
 	held := slices.Clone(c.held)
 	c.mu.Unlock()
-	return len(held) > 0 && mentions(text, held...)
+	return len(held) > 0 && secrettext.Mentions(text, held...)
 }
 
 // say writes a line of -v on stderr.
