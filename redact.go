@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"syscall"
 	"unicode/utf8"
 
 	"github.com/gofincalc/fincalcauth/internal/secrettext"
@@ -189,9 +188,9 @@ func transportKind(err error) string {
 		return "timed out"
 	case errors.As(err, &dns):
 		return "the server's name did not resolve"
-	case errors.Is(err, syscall.ECONNREFUSED):
+	case connRefused(err):
 		return "connection refused"
-	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+	case connReset(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		return "connection reset or closed"
 	case errors.As(err, &op):
 		return "connection failed"
