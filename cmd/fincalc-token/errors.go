@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -112,7 +112,7 @@ func (c *command) hint(err error) string {
 	case errors.As(err, &re) && re.Response != nil && re.Response.StatusCode == http.StatusUnauthorized:
 		return "FinCalc refused the credentials: check the client ID (" + c.source("ClientID") +
 			"), the email address (" + c.source("EmailAddress") + ") and the client secret (" + c.source("ClientSecret") + ")"
-	case errors.Is(err, syscall.ECONNREFUSED) || c.obs != nil && c.obs.last() == failRefused:
+	case connectFailed(err):
 		where := "the token URL"
 		if u, perr := url.Parse(shownURL(c.r.cfg)); perr == nil && u.Host != "" {
 			where = u.Host
@@ -153,4 +153,12 @@ func retryAfter(v string, now time.Time) (int64, bool) {
 		return max(0, int64(t.Sub(now).Round(time.Second)/time.Second)), true
 	}
 	return 0, false
+}
+
+// connectFailed reports whether err is a failure to connect that is not a
+// timeout: a refused connection, or a host or network that cannot be
+// reached. The library names the kind in the error's text.
+func connectFailed(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial" && !op.Timeout()
 }

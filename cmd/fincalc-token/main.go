@@ -113,7 +113,6 @@ type command struct {
 	o        options
 	r        resolved  // the settings, once read
 	deadline time.Time // the end of -timeout
-	obs      *observer // the transport of the token requests, once made
 
 	mu   sync.Mutex
 	held []string // the tokens the run holds, which no message may show

@@ -49,11 +49,10 @@ func (c *command) obtain(ctx context.Context, cfg *fincalcauth.Config, cache *ca
 		}
 	}
 
-	c.obs = &observer{base: http.DefaultTransport}
 	if c.o.verbose {
 		cfg.Logger = slog.New(&verboseHandler{c: c})
 	}
-	hc := &http.Client{Transport: c.obs, Timeout: requestTimeout}
+	hc := &http.Client{Timeout: requestTimeout}
 	sctx, done := c.stage(context.WithValue(ctx, oauth2.HTTPClient, hc), "a token from "+shownURL(cfg))
 	tok, err := cfg.Token(sctx)
 	done()
