@@ -143,3 +143,12 @@ func TestTimeoutWhileReadingSecret(t *testing.T) {
 		t.Errorf("run = %+v; want exit 1 naming the secret file", r)
 	}
 }
+
+func TestSecretFileNeverEnds(t *testing.T) {
+	e := newEnv(t)
+	delete(e.vars, "FINCALC_CLIENT_SECRET")
+	r := e.start(nil, "-client-secret-file", "/dev/zero", "-timeout", "5s").end(10 * time.Second)
+	if r.Code != 2 || !strings.Contains(r.Stderr, "-client-secret-file /dev/zero: more than 65536 bytes") {
+		t.Errorf("run = %+v; want exit 2: the file is longer than a secret", r)
+	}
+}

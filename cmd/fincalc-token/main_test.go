@@ -410,6 +410,11 @@ func TestSecretFile(t *testing.T) {
 	if r := e.call("", "-client-secret-file", filepath.Join(e.home, "missing")); r.Code != 2 || !strings.Contains(r.Stderr, "-client-secret-file") {
 		t.Errorf("missing secret file: %+v", r)
 	}
+	long := filepath.Join(e.home, "long")
+	os.WriteFile(long, bytes.Repeat([]byte("s"), 64<<10+1), 0o600)
+	if r := e.call("", "-client-secret-file", long); r.Code != 2 || !strings.Contains(r.Stderr, "more than 65536 bytes") {
+		t.Errorf("secret file of more than 64 KiB: %+v", r)
+	}
 }
 
 func TestRejected(t *testing.T) {

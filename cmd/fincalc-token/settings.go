@@ -161,6 +161,10 @@ func quoteAsTyped(v string) string {
 	return strconv.Quote(v)
 }
 
+// maxSecret bounds what is read of a secret's file or stdin, which may
+// be a device that never ends.
+const maxSecret = 64 << 10
+
 // readSecret reads the secret from path, or stdin for "-", without its
 // trailing newline, under the run's -timeout and until ctx ends. On a
 // terminal it prompts on stderr, does not echo, and starts -timeout anew
@@ -173,9 +177,21 @@ func (c *command) readSecret(ctx context.Context, path, source string) (string, 
 		b, err = readPassword(ctx, c.stdin.(*os.File), c.stderr)
 		c.deadline = time.Now().Add(c.o.timeout)
 	default:
-		read := func() ([]byte, error) { return io.ReadAll(io.LimitReader(c.stdin, 64<<10)) }
-		if path != "-" {
-			read = func() ([]byte, error) { return os.ReadFile(path) }
+		read := func() ([]byte, error) {
+			r := c.stdin
+			if path != "-" {
+				f, err := os.Open(path)
+				if err != nil {
+					return nil, err
+				}
+				defer f.Close()
+				r = f
+			}
+			b, err := io.ReadAll(io.LimitReader(r, maxSecret+1))
+			if err == nil && len(b) > maxSecret {
+				err = fmt.Errorf("more than %d bytes: not a client secret", maxSecret)
+			}
+			return b, err
 		}
 		c.say("reading the client secret from %s", source)
 		sctx, done := c.stage(ctx, "the client secret from "+source)
