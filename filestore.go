@@ -646,6 +646,9 @@ func withLease(ctx context.Context, path string, create bool, fn func(f *os.File
 			if !create {
 				return nil
 			}
+			if _, err := os.Lstat(filepath.Dir(path)); err != nil {
+				return err // the dir is gone: no lease in it
+			}
 			continue // removed between our two opens
 		}
 		if err != nil {

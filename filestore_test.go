@@ -559,3 +559,42 @@ func TestFileStoreRefusedEntryLoggedOnce(t *testing.T) {
 		checkMode(t, outside, 0o644)
 	})
 }
+
+// TestFileStoreLeaseDirRemoved checks that a Lease whose dir is removed
+// under it returns, with an error or not, instead of trying for ever.
+func TestFileStoreLeaseDirRemoved(t *testing.T) {
+	if !fincalcauth.HaveFlock {
+		t.Skip("FileStore has no leases without flock")
+	}
+	dir := filepath.Join(t.TempDir(), "cache")
+	s := fincalcauth.NewFileStore(dir)
+	stop := make(chan struct{})
+	removed := make(chan struct{})
+	go func() {
+		defer close(removed)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				os.RemoveAll(dir)
+			}
+		}
+	}()
+	defer func() { close(stop); <-removed }()
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for i := 0; time.Now().Before(deadline); i++ {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			s.Lease(ctx, "k", []byte("a"), time.Now().Add(time.Hour))
+		}()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Lease %d still running 5s after its context's 50ms ended, its dir removed", i)
+		}
+	}
+}
