@@ -155,10 +155,12 @@ func retryAfter(v string, now time.Time) (int64, bool) {
 	return 0, false
 }
 
-// connectFailed reports whether err is a failure to connect that is not a
-// timeout: a refused connection, or a host or network that cannot be
-// reached. The library names the kind in the error's text.
+// connectFailed reports whether err is a failure to connect to an
+// address that was found, and not for want of time: a refused
+// connection, or a host or network that cannot be reached. The library
+// names the kind in the error's text.
 func connectFailed(err error) bool {
 	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial" && !op.Timeout()
+	var dns *net.DNSError
+	return errors.As(err, &op) && op.Op == "dial" && !op.Timeout() && !errors.As(err, &dns)
 }

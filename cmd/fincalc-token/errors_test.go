@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -254,6 +255,25 @@ func TestStillWaiting(t *testing.T) {
 		want := "fincalc-token: still waiting for a token from " + e.srv.TokenURL + " (-timeout 30s, Ctrl-C to stop)\n"
 		if r.Code != 0 || strings.Contains(r.Stderr, want) != tty {
 			t.Errorf("stderr a terminal: %v; run = %+v; want the notice %q only on a terminal", tty, r, want)
+		}
+	}
+}
+
+func TestConnectFailed(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"refused", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: connection refused")}, true},
+		{"name not found", &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Name: "fincalc.invalid", IsNotFound: true}}, false},
+		{"dial timeout", &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{IsTimeout: true}}, false},
+		{"reset while reading", &net.OpError{Op: "read", Net: "tcp", Err: errors.New("connection reset by peer")}, false},
+	}
+	for _, tt := range tests {
+		err := fmt.Errorf("fincalcauth: token request failed: %w", tt.err)
+		if got := connectFailed(err); got != tt.want {
+			t.Errorf("%s: connectFailed(%v) = %v, want %v", tt.name, err, got, tt.want)
 		}
 	}
 }
