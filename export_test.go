@@ -87,3 +87,5 @@ func SealFor(c *Config, access string, expiry time.Time) []byte {
 	b := tokenstore.New(c.ClientSecret, c.tokenURL(), c.ClientID, c.EmailAddress, c.Scopes)
 	return b.Seal(&oauth2.Token{AccessToken: access, TokenType: "Bearer", Expiry: expiry, ExpiresIn: 86400})
 }
+
+const LeaseTTL = leaseTTL

@@ -150,6 +150,25 @@ type outcome struct {
 	retryAfter time.Duration // from a Retry-After header; 0 if none
 }
 
+// failure returns o's error, marked with the moment that its Retry-After
+// names, if any.
+func (o outcome) failure() error {
+	if o.retryAfter > 0 {
+		return &throttled{err: o.err, until: time.Now().Add(o.retryAfter)}
+	}
+	return o.err
+}
+
+// throttled is a failed attempt whose answer asked, with Retry-After, for
+// no request before until. Its text is its cause's.
+type throttled struct {
+	err   error
+	until time.Time
+}
+
+func (e *throttled) Error() string { return e.err.Error() }
+func (e *throttled) Unwrap() error { return e.err }
+
 // fetch obtains one token, retrying transient failures with exponential
 // backoff and jitter. It stops when ctx is done. Its errors, and theirs
 // alone, start with "fincalcauth: ".
@@ -185,7 +204,7 @@ func (f *fetcher) retry(ctx context.Context) (*oauth2.Token, error) {
 		}
 		last = o.err
 		if !o.transient || attempt == maxAttempts {
-			return nil, o.err
+			return nil, o.failure()
 		}
 		wait := backoff(attempt)
 		if o.retryAfter > wait {
@@ -195,7 +214,7 @@ func (f *fetcher) retry(ctx context.Context) (*oauth2.Token, error) {
 			if o.retryAfter > 0 {
 				// The server asks for more than the budget left: fail now
 				// rather than keep the callers waiting.
-				return nil, o.err
+				return nil, o.failure()
 			}
 			wait = sleepBudget - slept
 		}

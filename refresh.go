@@ -2,11 +2,15 @@ package fincalcauth
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +40,15 @@ const (
 	// fetch; it doubles with each further failure.
 	firstCooldown = time.Second
 	maxCooldown   = time.Minute
+
+	// leaseTTL is how long a lease on a store's key lasts: a fetch's
+	// bound, since its holder fetches no longer than that.
+	leaseTTL = fetchTimeout
+
+	// pollMin and pollMax bound the pause between two looks at the store
+	// while another process holds the lease.
+	pollMin = 10 * time.Millisecond
+	pollMax = 20 * time.Millisecond
 )
 
 // refresher caches a token, replaces it in the background ahead of its
@@ -49,8 +62,9 @@ type refresher struct {
 	jitter       float64         // in [0, maxRefreshJitter): this source's share of the default window it gives up
 	logger       *slog.Logger
 
-	store Store           // Config.Store; nil for none
-	box   *tokenstore.Box // names and seals this source's tokens in store
+	store  Store           // Config.Store; nil for none
+	leaser Leaser          // store, if it grants leases
+	box    *tokenstore.Box // names and seals this source's tokens in store
 
 	cur atomic.Pointer[entry] // nil until the first token
 
@@ -62,6 +76,9 @@ type refresher struct {
 
 	refusals    int       // consecutive fetches for a token the API refused
 	nextRefusal time.Time // no such fetch starts before this
+
+	storeFailures int       // consecutive fetches whose store work failed
+	storeNextTry  time.Time // the store is left alone until then
 }
 
 // entry is a cached token and when to act on it.
@@ -92,6 +109,7 @@ func newRefresher(ctx context.Context, c *Config, hc *http.Client) *refresher {
 	}
 	if c.Store != nil {
 		r.store = c.Store
+		r.leaser, _ = c.Store.(Leaser)
 		r.box = tokenstore.New(c.ClientSecret, c.tokenURL(), c.ClientID, c.EmailAddress, c.Scopes)
 	}
 	return r
@@ -160,36 +178,40 @@ func (r *refresher) start(refused *entry) *flight {
 }
 
 func (r *refresher) run(fl *flight, cur, refused *entry) {
-	ctx, cancel := context.WithTimeoutCause(r.ctx, fetchTimeout, errFetchTimeout)
-	e, err := r.obtain(ctx, cur, refused)
+	bound, cause := fetchTimeout, errFetchTimeout
+	if r.leaser != nil {
+		bound, cause = leaseTTL+fetchTimeout, errWaitTimeout
+	}
+	ctx, cancel := context.WithTimeoutCause(r.ctx, bound, cause)
+	e, f := r.obtain(ctx, cur, refused)
 	cancel()
 	now := time.Now()
 
 	r.mu.Lock()
 	r.inflight = nil
-	fl.err = err
-	if err == nil {
+	if f == nil {
 		fl.e = e
 		r.f.remember(e.tok.AccessToken)
 		r.cur.Store(fl.e)
 		r.lastErr, r.failures = nil, 0
 		r.nextTry = now.Add(firstCooldown)
 	} else {
-		r.lastErr = err
-		r.failures++
-		r.nextTry = now.Add(cooldown(r.failures))
+		fl.err = f.err
+		r.lastErr = f.err
+		r.failures = f.failures
+		r.nextTry = f.until
 	}
 	failures, next, cur := r.failures, r.nextTry, r.cur.Load()
 	r.mu.Unlock()
 	// Release the callers first: a slow log handler must not hold them up.
 	close(fl.done)
 
-	if err == nil || r.logger == nil {
+	if f == nil || r.logger == nil {
 		return
 	}
 	attrs := []slog.Attr{
-		slog.String("error", err.Error()),
-		slog.Int("status", statusOf(err)),
+		slog.String("error", f.err.Error()),
+		slog.Int("status", statusOf(f.err)),
 		slog.Int("failures", failures),
 		slog.Time("next_attempt", next),
 	}
@@ -201,9 +223,35 @@ func (r *refresher) run(fl *flight, cur, refused *entry) {
 	r.logger.LogAttrs(r.ctx, slog.LevelWarn, msg, attrs...)
 }
 
+// failure is a failed fetch and the cool-down that follows it.
+type failure struct {
+	err      error
+	until    time.Time // no fetch starts before then
+	failures int       // consecutive failed fetches, this one included
+}
+
+// failed returns the failure of a fetch that failed with err: the next
+// step of the cool-down schedule, lengthened to the moment that the
+// server named in a Retry-After, if later.
+func (r *refresher) failed(err error) *failure {
+	r.mu.Lock()
+	n := r.failures + 1
+	r.mu.Unlock()
+	until := time.Now().Add(cooldown(n))
+	var th *throttled
+	if errors.As(err, &th) && th.until.After(until) {
+		until = th.until
+	}
+	return &failure{err: err, until: until, failures: n}
+}
+
 // errFetchTimeout is the cause of a fetch that took longer than
 // fetchTimeout.
 var errFetchTimeout = fmt.Errorf("%w: token fetch took longer than %v", context.DeadlineExceeded, fetchTimeout)
+
+// errWaitTimeout is the cause of a fetch that, with the wait for another
+// process's fetch, took longer than leaseTTL+fetchTimeout.
+var errWaitTimeout = fmt.Errorf("%w: no token within %v of waiting for another process's fetch and fetching", context.DeadlineExceeded, leaseTTL+fetchTimeout)
 
 // statusOf returns the HTTP status of a failed fetch, or 0 when the
 // server gave none.
@@ -309,46 +357,145 @@ type errSource struct{ err error }
 
 func (s errSource) Token() (*oauth2.Token, error) { return nil, s.err }
 
-// obtain returns a token to replace cur (nil for none): one that another
-// process saved, if the store holds one that cur is not and that is not
-// due for refresh, else a new one, which it saves before it returns, so
-// that a source made right afterwards finds it. refused, if set, is a
-// token the API refused: it is removed from the store first, unless
-// another process has replaced it there.
-func (r *refresher) obtain(ctx context.Context, cur, refused *entry) (*entry, error) {
-	if r.store != nil {
-		if refused != nil && refused.stored != nil {
-			storeCall(r, ctx, "delete", func(ctx context.Context) (struct{}, error) {
-				return struct{}{}, r.store.Delete(ctx, r.box.Name(), refused.stored)
-			})
+// obtain returns a token to replace cur (nil for none), or the failure
+// to get one. refused, if set, is a token the API refused: it is removed
+// from the store first, unless another process has replaced it there.
+//
+// With a store, a token that another process saved is used if it is
+// neither cur nor due for refresh. Otherwise, if the store grants
+// leases, obtain takes the lease of the key before it fetches, looks in
+// the store again, and fetches only if the store still holds no such
+// token and no other process's failure that is in its cool-down; it
+// saves the token, or its failure, before it releases the lease. While
+// another process holds the lease, obtain waits for its token to appear
+// in the store, and takes the lease itself when that one ends without a
+// token. A fetched token is saved before obtain returns, so that a
+// source made right afterwards finds it. A store that fails is left
+// alone, and the fetch goes on as it would without one.
+func (r *refresher) obtain(ctx context.Context, cur, refused *entry) (*entry, *failure) {
+	w := r.beginStore()
+	defer w.end()
+	if w == nil {
+		return r.fetch(ctx, nil, time.Time{})
+	}
+	if refused != nil && refused.stored != nil {
+		storeCall(w, "delete", false, func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, r.store.Delete(ctx, r.box.Name(), refused.stored)
+		})
+	}
+	// The tokens to replace: cur, and one the store holds that is due.
+	var old []string
+	if cur != nil {
+		old = append(old, cur.tok.AccessToken)
+	}
+	newer := func(e *entry) bool {
+		return e != nil && !slices.Contains(old, e.tok.AccessToken) && time.Now().Before(e.refreshAt)
+	}
+	e := r.load(w, false)
+	if newer(e) {
+		return e, nil
+	}
+	if e != nil {
+		old = append(old, e.tok.AccessToken)
+	}
+	if r.leaser == nil {
+		return r.fetch(ctx, w, time.Time{})
+	}
+	owner := newOwner()
+	for w.ok() {
+		expiry := time.Now().Add(leaseTTL)
+		taken, ok := storeCall(w, "lease", true, func(ctx context.Context) (bool, error) {
+			return r.leaser.Lease(ctx, r.box.Name(), owner, expiry)
+		})
+		if taken {
+			return r.holdLease(ctx, w, owner, expiry, newer)
 		}
-		if e := r.load(ctx); e != nil && (cur == nil || e.tok.AccessToken != cur.tok.AccessToken) && time.Now().Before(e.refreshAt) {
+		if !ok {
+			break
+		}
+		// Another process fetches: wait for its token.
+		t := time.NewTimer(pollMin + rand.N(pollMax-pollMin+1))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, r.failed(fmt.Errorf("fincalcauth: waiting for the token that another process is fetching: %w", context.Cause(ctx)))
+		case <-t.C:
+		}
+		if e := r.load(w, true); newer(e) {
 			return e, nil
 		}
 	}
+	return r.fetch(ctx, w, time.Time{}) // the store failed: no lease
+}
+
+// holdLease obtains a token under the lease of owner, which ends at
+// expiry, and releases the lease.
+func (r *refresher) holdLease(ctx context.Context, w *storeWork, owner []byte, expiry time.Time, newer func(*entry) bool) (*entry, *failure) {
+	defer storeCall(w, "release", false, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, r.leaser.Release(ctx, r.box.Name(), owner)
+	})
+	// The previous holder may have saved a token, or its failure.
+	if e := r.load(w, false); newer(e) {
+		return e, nil
+	}
+	if f := r.loadFailure(w); f != nil {
+		return nil, f
+	}
+	e, f := r.fetch(ctx, w, expiry)
+	if f != nil && w.ok() {
+		tf := tokenstore.Failure{Until: f.until, Status: statusOf(f.err), Failures: f.failures}
+		var th *throttled
+		if errors.As(f.err, &th) {
+			tf.RetryAfter = th.until.Sub(time.Now()).Round(time.Second)
+		}
+		v := r.box.SealFailure(tf)
+		storeCall(w, "save", false, func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, r.store.Save(ctx, r.box.FailureName(), v, f.until)
+		})
+	}
+	return e, f
+}
+
+// fetch fetches a token, within fetchTimeout and before end unless it is
+// zero, and saves it in w's store unless w is nil or has failed.
+func (r *refresher) fetch(ctx context.Context, w *storeWork, end time.Time) (*entry, *failure) {
+	deadline := time.Now().Add(fetchTimeout)
+	if !end.IsZero() && end.Before(deadline) {
+		deadline = end
+	}
+	ctx, cancel := context.WithDeadlineCause(ctx, deadline, errFetchTimeout)
 	tok, err := r.f.fetch(ctx)
+	cancel()
 	if err != nil {
-		return nil, err
+		return nil, r.failed(err)
 	}
 	e := r.newEntry(tok)
-	if r.store != nil {
-		v := r.box.Seal(tok)
-		if _, err := storeCall(r, ctx, "save", func(ctx context.Context) (struct{}, error) {
-			return struct{}{}, r.store.Save(ctx, r.box.Name(), v, tok.Expiry)
-		}); err == nil {
-			e.stored = v
-		}
+	if !w.ok() {
+		return e, nil
+	}
+	v := r.box.Seal(tok)
+	if _, ok := storeCall(w, "save", false, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, r.store.Save(ctx, r.box.Name(), v, tok.Expiry)
+	}); ok {
+		e.stored = v
 	}
 	return e, nil
 }
 
-// load returns the valid token that the store holds, or nil. A value
-// that does not open, is too large or has expired is a miss.
-func (r *refresher) load(ctx context.Context) *entry {
-	v, err := storeCall(r, ctx, "load", func(ctx context.Context) ([]byte, error) {
+// newOwner returns a random owner of a lease.
+func newOwner() []byte {
+	b := make([]byte, 16)
+	crand.Read(b)
+	return []byte(hex.EncodeToString(b))
+}
+
+// load returns the valid token that w's store holds, or nil. A value that
+// does not open, is too large or has expired is a miss.
+func (r *refresher) load(w *storeWork, poll bool) *entry {
+	v, ok := storeCall(w, "load", poll, func(ctx context.Context) ([]byte, error) {
 		return r.store.Load(ctx, r.box.Name())
 	})
-	if err != nil || v == nil {
+	if !ok || v == nil {
 		return nil
 	}
 	tok := r.box.Open(v)
@@ -361,4 +508,46 @@ func (r *refresher) load(ctx context.Context) *entry {
 	}
 	e.stored = v
 	return e
+}
+
+// loadFailure returns the failure that another process saved in w's
+// store, whose cool-down this source adopts, or nil if there is none or
+// its cool-down is over.
+func (r *refresher) loadFailure(w *storeWork) *failure {
+	v, ok := storeCall(w, "load", false, func(ctx context.Context) ([]byte, error) {
+		return r.store.Load(ctx, r.box.FailureName())
+	})
+	if !ok || v == nil {
+		return nil
+	}
+	tf, ok := r.box.OpenFailure(v)
+	if !ok || !time.Now().Before(tf.Until) {
+		return nil
+	}
+	r.mu.Lock()
+	n := max(r.failures, tf.Failures)
+	r.mu.Unlock()
+	return &failure{err: sharedFailure(tf), until: tf.Until, failures: n}
+}
+
+// sharedFailure returns the error of a source that adopts the cool-down
+// of another process's failed fetch. For a failure with an HTTP status,
+// an *oauth2.RetrieveError with that status is in its chain.
+func sharedFailure(tf tokenstore.Failure) error {
+	msg := "another process that shares the token store failed to fetch a token"
+	var cause error
+	if tf.Status != 0 {
+		status := fmt.Sprintf("%d %s", tf.Status, http.StatusText(tf.Status))
+		resp := &http.Response{Status: status, StatusCode: tf.Status, Header: http.Header{}}
+		if tf.RetryAfter > 0 {
+			resp.Header.Set("Retry-After", strconv.FormatInt(int64(tf.RetryAfter/time.Second), 10))
+		}
+		cause = &oauth2.RetrieveError{Response: resp, Body: []byte{}}
+		msg += ": " + status
+	}
+	if tf.RetryAfter > 0 {
+		msg += fmt.Sprintf(" (the server asked to wait %v before trying again)", tf.RetryAfter)
+	}
+	msg += "; no token request from this process until " + tf.Until.UTC().Format(time.RFC3339)
+	return fmt.Errorf("fincalcauth: %w", &fetchError{msg: msg, cause: cause})
 }

@@ -2,6 +2,7 @@ package fincalcauth
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -59,19 +60,78 @@ type Leaser interface {
 	Release(ctx context.Context, key string, owner []byte) error
 }
 
-// storeTimeout bounds each call of a Store, whatever the store does with
-// its context.
+// storeTimeout bounds the store work of one fetch, all its calls
+// together, whatever the store does with its contexts. A wait for
+// another process's fetch, while the store answers, does not count.
 const storeTimeout = time.Second
 
-// storeCall runs call with a context bounded by storeTimeout, and
-// returns when call does or when the bound passes, whichever comes
-// first: a store that ignores its context, as go-redis does unless its
-// client was built with ContextTimeoutEnabled, cannot hold the source up
-// longer. A call given up goes on in its goroutine until the store
-// answers. A failure is logged at Warn.
-func storeCall[T any](r *refresher, ctx context.Context, op string, call func(context.Context) (T, error)) (T, error) {
-	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	defer cancel()
+// storeGrace is how long a call given up at the bound may still answer
+// for its failure to be logged with its own cause.
+const storeGrace = time.Second
+
+// storeWork is the store work of one fetch. Its calls share one bound of
+// storeTimeout, and the first that fails or overruns it ends the work:
+// the fetch goes on without the store, and the source leaves the store
+// alone for a cool-down.
+type storeWork struct {
+	r      *refresher
+	left   time.Duration // of storeTimeout
+	failed bool
+}
+
+// beginStore returns the store work of a fetch, or nil when the source
+// has no store or leaves it alone for now.
+func (r *refresher) beginStore() *storeWork {
+	if r.store == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if time.Now().Before(r.storeNextTry) {
+		return nil
+	}
+	return &storeWork{r: r, left: storeTimeout}
+}
+
+// end records how w went: a failure starts or lengthens the store's
+// cool-down, on the schedule of failed fetches, and a success ends it.
+func (w *storeWork) end() {
+	if w == nil {
+		return
+	}
+	r := w.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !w.failed {
+		r.storeFailures = 0
+		return
+	}
+	r.storeFailures++
+	r.storeNextTry = time.Now().Add(cooldown(r.storeFailures))
+}
+
+// ok reports whether w can still call the store.
+func (w *storeWork) ok() bool { return w != nil && !w.failed }
+
+// storeCall runs call, one call of w's store, and reports whether it
+// succeeded. It returns when call does or when w's bound passes,
+// whichever comes first: a store that ignores its context, as go-redis
+// does unless its client was built with ContextTimeoutEnabled, cannot
+// hold the source up longer. A poll, a call made while waiting for
+// another process's fetch, costs w's bound nothing when it succeeds. A
+// failure is logged at Warn with the store's own error; a call given up
+// at the bound goes on in its goroutine, and is logged with its own
+// error if it fails within storeGrace after the bound.
+func storeCall[T any](w *storeWork, op string, poll bool, call func(context.Context) (T, error)) (T, bool) {
+	var zero T
+	if !w.ok() {
+		return zero, false
+	}
+	if w.left <= 0 {
+		w.fail(op, fmt.Errorf("the store work of this fetch took longer than %v", storeTimeout))
+		return zero, false
+	}
+	ctx, cancel := context.WithTimeout(w.r.ctx, w.left+storeGrace)
 	type result struct {
 		v   T
 		err error
@@ -81,15 +141,53 @@ func storeCall[T any](r *refresher, ctx context.Context, op string, call func(co
 		v, err := call(ctx)
 		done <- result{v, err}
 	}()
-	var res result
+	start := time.Now()
+	bound := time.NewTimer(w.left)
 	select {
-	case res = <-done:
-	case <-ctx.Done():
-		res.err = fmt.Errorf("no answer within %v: %w", storeTimeout, ctx.Err())
+	case res := <-done:
+		bound.Stop()
+		cancel()
+		if !poll || res.err != nil {
+			w.left -= time.Since(start)
+		}
+		if res.err != nil {
+			w.fail(op, res.err)
+			return zero, false
+		}
+		return res.v, true
+	case <-bound.C:
 	}
-	if res.err != nil && r.logger != nil {
+	// Given up: log the call's own failure, if it comes soon.
+	w.failed = true
+	left := w.left
+	w.left = 0
+	go func() {
+		defer cancel()
+		err := fmt.Errorf("no answer within %v", left)
+		select {
+		case res := <-done:
+			if res.err != nil && !errors.Is(res.err, context.DeadlineExceeded) && !errors.Is(res.err, context.Canceled) {
+				err = fmt.Errorf("%w, then: %w", err, res.err)
+			} else if res.err == nil {
+				err = fmt.Errorf("%w; it answered after %v", err, time.Since(start).Round(time.Millisecond))
+			}
+		case <-ctx.Done():
+		}
+		w.r.logStoreFailure(op, err)
+	}()
+	return zero, false
+}
+
+// fail records a failed call of w's store and logs it.
+func (w *storeWork) fail(op string, err error) {
+	w.failed = true
+	w.r.logStoreFailure(op, err)
+}
+
+// logStoreFailure logs a failed call of the store at Warn.
+func (r *refresher) logStoreFailure(op string, err error) {
+	if r.logger != nil {
 		r.logger.LogAttrs(r.ctx, slog.LevelWarn, "fincalcauth: token store "+op+" failed; going on without the store",
-			slog.String("error", res.err.Error()))
+			slog.String("error", err.Error()))
 	}
-	return res.v, res.err
 }

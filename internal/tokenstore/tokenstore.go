@@ -88,10 +88,29 @@ func (b *Box) Seal(t *oauth2.Token) []byte {
 	if err != nil {
 		panic("tokenstore: " + err.Error()) // strings, a time and an integer always encode
 	}
+	return b.seal(plain, b.additional())
+}
+
+// seal seals plain with additional data ad, behind the version byte and
+// a random nonce.
+func (b *Box) seal(plain, ad []byte) []byte {
 	out := make([]byte, 1+b.aead.NonceSize(), 1+b.aead.NonceSize()+len(plain)+b.aead.Overhead())
 	out[0] = version
 	rand.Read(out[1:])
-	return b.aead.Seal(out, out[1:], plain, b.additional())
+	return b.aead.Seal(out, out[1:], plain, ad)
+}
+
+// open returns what v seals with additional data ad, or nil.
+func (b *Box) open(v, ad []byte) []byte {
+	n := b.aead.NonceSize()
+	if len(v) > MaxValue || len(v) < 1+n || v[0] != version {
+		return nil
+	}
+	plain, err := b.aead.Open(nil, v[1:1+n], v[1+n:], ad)
+	if err != nil {
+		return nil
+	}
+	return plain
 }
 
 // Open returns the token sealed in v, or nil for a value that does not
@@ -99,19 +118,48 @@ func (b *Box) Seal(t *oauth2.Token) []byte {
 // of another version, larger than MaxValue, or holding an empty access
 // token or a lifetime that is not positive.
 func (b *Box) Open(v []byte) *oauth2.Token {
-	n := b.aead.NonceSize()
-	if len(v) > MaxValue || len(v) < 1+n || v[0] != version {
-		return nil
-	}
-	plain, err := b.aead.Open(nil, v[1:1+n], v[1+n:], b.additional())
-	if err != nil {
-		return nil
-	}
+	plain := b.open(v, b.additional())
 	var t sealed
-	if json.Unmarshal(plain, &t) != nil || t.AccessToken == "" || t.ExpiresIn <= 0 {
+	if plain == nil || json.Unmarshal(plain, &t) != nil || t.AccessToken == "" || t.ExpiresIn <= 0 {
 		return nil
 	}
 	return &oauth2.Token{AccessToken: t.AccessToken, TokenType: t.TokenType, Expiry: t.Expiry, ExpiresIn: t.ExpiresIn}
 }
 
 func (b *Box) additional() []byte { return []byte("fincalcauth token v1\x00" + b.name) }
+
+// Failure is a failed fetch that a process leaves in a store beside the
+// token, so that the other processes that share the store share its
+// cool-down instead of each sending a request of its own.
+type Failure struct {
+	Until      time.Time     `json:"until"`       // no token request before then
+	Status     int           `json:"status"`      // the HTTP status of the answer; 0 for none
+	RetryAfter time.Duration `json:"retry_after"` // what the answer's Retry-After asked; 0 for none
+	Failures   int           `json:"failures"`    // consecutive failed fetches
+}
+
+// FailureName returns the key name of the credentials' failure: the key
+// name and "-failed".
+func (b *Box) FailureName() string { return b.name + "-failed" }
+
+// SealFailure returns f sealed for b's failure name.
+func (b *Box) SealFailure(f Failure) []byte {
+	plain, err := json.Marshal(f)
+	if err != nil {
+		panic("tokenstore: " + err.Error()) // a time and integers always encode
+	}
+	return b.seal(plain, b.failureAdditional())
+}
+
+// OpenFailure returns the failure sealed in v, or false for a value that
+// does not open, as [Box.Open] says, or that holds no moment.
+func (b *Box) OpenFailure(v []byte) (Failure, bool) {
+	plain := b.open(v, b.failureAdditional())
+	var f Failure
+	if plain == nil || json.Unmarshal(plain, &f) != nil || f.Until.IsZero() {
+		return Failure{}, false
+	}
+	return f, true
+}
+
+func (b *Box) failureAdditional() []byte { return []byte("fincalcauth failure v1\x00" + b.name) }
