@@ -28,9 +28,10 @@ const Prefix = "fincalcauth:"
 // shorter, and a longer value is not one of ours.
 const maxValue = 16 << 10
 
-// Store is a [github.com/gofincalc/fincalcauth.Store] in Redis. It is safe
-// for concurrent use. Its errors start with "redisstore: " and wrap
-// go-redis's.
+// Store is a [github.com/gofincalc/fincalcauth.Store] in Redis, and a
+// [github.com/gofincalc/fincalcauth.Leaser]: the processes that share it
+// fetch one token per key and cycle. It is safe for concurrent use. Its
+// errors start with "redisstore: " and wrap go-redis's.
 type Store struct {
 	client redis.UniversalClient
 }
@@ -83,6 +84,50 @@ return 0`)
 func (s *Store) Delete(ctx context.Context, key string, value []byte) error {
 	if err := deleteIfHolds.Run(ctx, s.client, []string{Prefix + key}, value).Err(); err != nil {
 		return fmt.Errorf("redisstore: delete: %w", err)
+	}
+	return nil
+}
+
+// leaseSuffix ends the key of a lease: Prefix+key+leaseSuffix.
+const leaseSuffix = ":lease"
+
+// takeLease sets KEYS[1] to ARGV[1] for ARGV[2] milliseconds if it is
+// not set (SET NX PX), or extends it if it holds ARGV[1], atomically; it
+// returns 1 if KEYS[1] is ARGV[1]'s.
+var takeLease = redis.NewScript(`
+if redis.call("SET", KEYS[1], ARGV[1], "NX", "PX", ARGV[2]) then
+	return 1
+end
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+	redis.call("PEXPIRE", KEYS[1], ARGV[2])
+	return 1
+end
+return 0`)
+
+// Lease takes the lease on key for owner until expiry, in its own Redis
+// key, Prefix+key+":lease", holding owner, with SET NX PX: Redis ends it
+// at expiry, counted from when Redis receives the call. If owner already
+// holds the lease, Lease extends it. An expiry already past takes
+// nothing. The script that does this touches one key, as Redis Cluster
+// requires.
+func (s *Store) Lease(ctx context.Context, key string, owner []byte, expiry time.Time) (bool, error) {
+	ttl := time.Until(expiry).Milliseconds()
+	if ttl <= 0 {
+		return false, nil
+	}
+	n, err := takeLease.Run(ctx, s.client, []string{Prefix + key + leaseSuffix}, owner, ttl).Int()
+	if err != nil {
+		return false, fmt.Errorf("redisstore: lease: %w", err)
+	}
+	return n == 1, nil
+}
+
+// Release ends owner's lease on key: it deletes Prefix+key+":lease" if
+// the key still holds owner, atomically, so that a holder whose lease
+// expired cannot end another's.
+func (s *Store) Release(ctx context.Context, key string, owner []byte) error {
+	if err := deleteIfHolds.Run(ctx, s.client, []string{Prefix + key + leaseSuffix}, owner).Err(); err != nil {
+		return fmt.Errorf("redisstore: release: %w", err)
 	}
 	return nil
 }
