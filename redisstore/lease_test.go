@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -191,7 +192,7 @@ func earlier(a, b time.Time) time.Time {
 
 // startChild starts a process of a fleet with the given extra
 // environment; its output goes to out.
-func startChild(t *testing.T, fake *fincalcauthtest.Server, srv *server, out *bytes.Buffer, env ...string) *exec.Cmd {
+func startChild(t testing.TB, fake *fincalcauthtest.Server, srv *server, out io.Writer, env ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), append([]string{childEnv + "=" + fake.TokenURL, "FINCALCAUTH_REDIS_ADDR=" + srv.addr}, env...)...)
