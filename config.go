@@ -68,12 +68,13 @@ type Config struct {
 
 	// Store, if set, shares tokens with the other processes that use the
 	// same store and credentials: see [Store]. A source then looks in it
-	// before it fetches and saves what it fetches, and starts each
-	// refresh at a moment of its own, spread over the last fifth of the
-	// time between the token's issue and the refresh point that
-	// RefreshAhead sets, so that a fleet refreshes once per cycle rather
-	// than once per process. Nil keeps tokens in this process alone. A
-	// token taken from the store has no Extra fields.
+	// before it fetches and saves what it fetches, and with a store that
+	// is a [Leaser] fetches for the whole fleet, one at a time. Each
+	// source starts each refresh at a moment of its own, spread over the
+	// last fifth of the time between the token's issue and the refresh
+	// point that RefreshAhead sets, so that the sources seldom contend.
+	// Nil keeps tokens in this process alone. A token taken from the
+	// store has no Extra fields.
 	Store Store
 
 	// Logger receives records about fetches: Warn when one of a source or

@@ -29,9 +29,12 @@
 // expiry in one goroutine while callers keep the current one. Each fetch
 // takes 30 seconds at most. After a failed fetch, the next one waits for
 // a cool-down of about 1 second that doubles with each further failure
-// up to 1 minute; meanwhile callers get the current token while it is
-// valid, and otherwise the last error at once. Nothing runs while nobody
-// asks for a token. Sources that share a [Config.Store] share one token.
+// up to 1 minute, or longer if a Retry-After asks; meanwhile callers get
+// the current token while it is valid, and otherwise the last error at
+// once. Nothing runs while nobody asks for a token. Sources that share a
+// [Config.Store] share one token, and a fleet sends FinCalc one token
+// request per cycle if the store grants leases ([Leaser]), else one per
+// process whose fetches overlap.
 // Errors from FinCalc wrap an [*oauth2.RetrieveError], as in x/oauth2.
 //
 // # Secrets

@@ -269,8 +269,8 @@ func statusOf(err error) int {
 // expiry: each starts its refresh at a moment of its own over the last
 // fifth of the time between the token's issue and the refresh point, so
 // that the first to start saves a token the others find. The moment is
-// drawn anew for each token: two sources whose moments fall within one
-// fetch of each other fetch twice in that cycle, not in every cycle.
+// drawn anew for each token. With a Leaser, this only keeps contention
+// for the lease low: the lease alone makes one fetch per cycle.
 func (r *refresher) newEntry(tok *oauth2.Token) *entry {
 	lifetime := time.Duration(tok.ExpiresIn) * time.Second
 	validUntil := tok.Expiry.Add(-expiryDelta)

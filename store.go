@@ -22,10 +22,17 @@ import (
 // derived from the secret, with the key name as additional data, so that
 // a value copied to another key does not open: without the client
 // secret, a store's reader can neither use a token nor forge one.
-// The store is an optimisation, never a dependency: a call that fails,
-// or takes longer than a second, is given up (a load counts as a miss, a
-// save or a delete as not done), and the source goes on as it would
-// without a store, logging a Warn record.
+// A failed fetch is kept there too, sealed alike, under the key name and
+// "-failed", until its cool-down ends (see [Leaser]).
+//
+// The store is an optimisation, never a dependency. The store calls of
+// one fetch (loads, lease, save) cost it a second at most in all, however
+// the store fails or hangs: a call that fails, or that the second runs
+// out on, is given up (a load counts as a miss, a save or a delete as not
+// done), a Warn record names the store's own error, and the fetch goes
+// on as it would without a store. The source then leaves the store alone
+// for a cool-down of about a second that doubles with each further
+// failure up to a minute.
 //
 // Implementations must be safe for concurrent use. [FileStore] keeps
 // tokens in files; package github.com/gofincalc/fincalcauth/redisstore
@@ -40,19 +47,36 @@ type Store interface {
 }
 
 // Leaser is a [Store] that also grants short leases on its keys, so that
-// at most one process at a time fetches the token of a key, fleet-wide.
-// A source whose Config.Store is a Leaser takes the lease of its key
-// before it fetches; other sources wait for the holder's token to appear
-// in the store instead of fetching their own. [FileStore] and
-// redisstore's Store implement it; a Store that does not is used without
-// leases.
+// at most one process at a time fetches the token of a key, fleet-wide:
+// the processes that share a Leaser send one token request per
+// credentials and refresh cycle, however many they are and whether they
+// start together against an empty store or refresh a shared token. With
+// a Store that is not a Leaser, sources fetch without leases, and those
+// whose fetches overlap each send a request: a fleet that starts at once
+// against an empty store sends one per process.
+//
+// A source takes the lease of its key, for 30 seconds, before it
+// fetches, looks in the store again (the previous holder may have saved
+// a token meanwhile), fetches within its lease, saves the token, and
+// releases the lease. Meanwhile the other sources wait, looking in the
+// store every 10 to 20 ms, and take the holder's token as soon as it is
+// saved; if the lease ends without a token, as when its holder dies, one
+// of them takes it and fetches. The wait ends with the caller's context,
+// and a fetch with its wait takes a minute at most. A holder whose fetch
+// fails saves its failure before it releases the lease: the sources that
+// take the lease until the failure's cool-down ends (after a Retry-After,
+// no sooner than the moment the server named) share that cool-down and
+// return an error that names it, with no request of their own.
+//
+// [FileStore] and redisstore's Store implement Leaser.
 type Leaser interface {
 	Store
 	// Lease takes the lease on key until expiry for owner, a random value
 	// that identifies the holder, and reports whether it did: it does if
 	// nobody holds a lease on key that has not expired, or owner does
 	// (the lease is then extended to expiry). A lease is kept apart from
-	// the value saved under key, which it leaves alone.
+	// the value saved under key, which it leaves alone, and ends by
+	// itself at expiry.
 	Lease(ctx context.Context, key string, owner []byte, expiry time.Time) (bool, error)
 	// Release ends owner's lease on key. It does nothing if the lease is
 	// not owner's, or has expired: a holder that overran its lease cannot
