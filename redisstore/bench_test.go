@@ -215,8 +215,11 @@ func BenchmarkHolderKilled(b *testing.B) {
 		b.StartTimer()
 		var out bytes.Buffer
 		holder := startChild(b, fake, srv, &out)
-		for fake.TokenRequests() == before {
-			time.Sleep(time.Millisecond)
+		for deadline := time.Now().Add(30 * time.Second); fake.TokenRequests() == before; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				holder.Process.Kill()
+				b.Fatal("the holder sent no token request within 30s")
+			}
 		}
 		taken := time.Now() // the holder took its lease just before
 		var cmds []*exec.Cmd

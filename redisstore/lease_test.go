@@ -239,8 +239,11 @@ func TestFleetOfProcessesHolderKilled(t *testing.T) {
 	fake.FailNext(fincalcauthtest.Fault{Delay: time.Hour}) // the holder's request: no answer
 	var holderOut bytes.Buffer
 	holder := startChild(t, fake, srv, &holderOut, "FINCALCAUTH_LEASE_CAP=2s")
-	for fake.TokenRequests() == 0 {
-		time.Sleep(10 * time.Millisecond)
+	for deadline := time.Now().Add(30 * time.Second); fake.TokenRequests() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			holder.Process.Kill()
+			t.Fatal("the holder sent no token request within 30s")
+		}
 	}
 	outs := make([]bytes.Buffer, 5)
 	var cmds []*exec.Cmd
