@@ -186,3 +186,24 @@ func TestFileStoreFleetHolderKilled(t *testing.T) {
 		t.Errorf("%d token requests: want 2, the killed holder's and one for the others", n)
 	}
 }
+
+// BenchmarkFileStoreFleetColdStart starts 10 processes that share a
+// FileStore folder, empty at first, and ask for a token at the same
+// moment from an endpoint that takes 300 ms to answer, and reports the
+// token requests they make in all.
+func BenchmarkFileStoreFleetColdStart(b *testing.B) {
+	fake := fincalcauthtest.NewServer()
+	defer fake.Close()
+	fake.FailAlways(fincalcauthtest.Fault{Delay: 300 * time.Millisecond})
+	requests := 0
+	for b.Loop() {
+		before := fake.TokenRequests()
+		for i, p := range runFleetChildren(b, fake, b.TempDir(), 10) {
+			if !strings.HasPrefix(p, "token ") {
+				b.Fatalf("process %d printed %q", i, p)
+			}
+		}
+		requests += fake.TokenRequests() - before
+	}
+	b.ReportMetric(float64(requests)/float64(b.N), "token-requests")
+}
