@@ -446,7 +446,7 @@ func (r *refresher) holdLease(ctx context.Context, w *storeWork, owner []byte, e
 		tf := tokenstore.Failure{Until: f.until, Status: statusOf(f.err), Failures: f.failures}
 		var th *throttled
 		if errors.As(f.err, &th) {
-			tf.RetryAfter = th.until.Sub(time.Now()).Round(time.Second)
+			tf.RetryAfter = time.Until(th.until).Round(time.Second)
 		}
 		v := r.box.SealFailure(tf)
 		storeCall(w, "save", false, func(ctx context.Context) (struct{}, error) {

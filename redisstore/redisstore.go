@@ -1,15 +1,16 @@
 // Package redisstore keeps fincalcauth's tokens in Redis, so that every
-// process of a fleet shares one token through the Redis it already runs:
+// process of a fleet shares one token, and one fetch of it, through the
+// Redis it already runs:
 //
 //	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
 //	cfg.Store = redisstore.New(rdb)
 //
 // Redis learns nothing from it: the values are sealed and the key names
 // keyed hashes, as [fincalcauth.Store] says. Every key starts with [Prefix], and an entry
-// expires with its token. fincalcauth bounds each call of the store
-// itself, so that neither a Redis that is down or slow nor a client built
-// without ContextTimeoutEnabled can hold a caller up for longer than
-// about a second.
+// expires with its token. fincalcauth bounds the store work of each
+// fetch itself, so that neither a Redis that is down or slow nor a client
+// built without ContextTimeoutEnabled can hold a caller up for longer
+// than about a second.
 package redisstore
 
 import (
