@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -28,6 +29,7 @@ type memLeaser struct {
 	leases  map[string]memLease
 	granted atomic.Int64 // leases taken, extensions not counted
 	onLease func()       // if set, called at the start of each Lease
+	cannot  bool         // Lease fails with errors.ErrUnsupported
 }
 
 type memLease struct {
@@ -45,6 +47,9 @@ func (s *memLeaser) Lease(ctx context.Context, key string, owner []byte, expiry 
 	}
 	if s.onLease != nil {
 		s.onLease()
+	}
+	if s.cannot {
+		return false, fmt.Errorf("no leases here: %w", errors.ErrUnsupported)
 	}
 	s.lmu.Lock()
 	defer s.lmu.Unlock()
@@ -415,6 +420,29 @@ func TestLeaseLogsNoSecrets(t *testing.T) {
 					t.Errorf("store entry %s shows %q", k, s)
 				}
 			}
+		}
+	})
+}
+
+func TestLeaseUnsupportedStoreStillShares(t *testing.T) {
+	// A Leaser that cannot grant leases where it runs (a FileStore
+	// without flock) is used as a Store without leases: tokens are still
+	// saved and shared, and the store is not taken for a failed one.
+	synctest.Test(t, func(t *testing.T) {
+		m := newBubbleFake()
+		store := newMemLeaser()
+		store.cannot = true
+		var logs lockedBuffer
+		cfg := storeConfig(m, store)
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		if _, err := cfg.TokenSource(m.ctx()).Token(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := storeConfig(m, store).TokenSource(m.ctx()).Token(); err != nil || m.requests() != 1 {
+			t.Errorf("a second source: %v after %d token requests; want the saved token and 1", err, m.requests())
+		}
+		if strings.Contains(logs.String(), "level=WARN") {
+			t.Errorf("a store without leases was logged as failing: %s", logs.String())
 		}
 	})
 }

@@ -62,9 +62,10 @@ type refresher struct {
 	jitter       float64         // in [0, maxRefreshJitter): this source's share of the default window it gives up
 	logger       *slog.Logger
 
-	store  Store           // Config.Store; nil for none
-	leaser Leaser          // store, if it grants leases
-	box    *tokenstore.Box // names and seals this source's tokens in store
+	store   Store           // Config.Store; nil for none
+	leaser  Leaser          // store, if it grants leases
+	noLease atomic.Bool     // leaser said that it cannot grant leases here
+	box     *tokenstore.Box // names and seals this source's tokens in store
 
 	cur atomic.Pointer[entry] // nil until the first token
 
@@ -179,7 +180,7 @@ func (r *refresher) start(refused *entry) *flight {
 
 func (r *refresher) run(fl *flight, cur, refused *entry) {
 	bound, cause := fetchTimeout, errFetchTimeout
-	if r.leaser != nil {
+	if r.leaser != nil && !r.noLease.Load() {
 		bound, cause = leaseTTL+fetchTimeout, errWaitTimeout
 	}
 	ctx, cancel := context.WithTimeoutCause(r.ctx, bound, cause)
@@ -398,20 +399,30 @@ func (r *refresher) obtain(ctx context.Context, cur, refused *entry) (*entry, *f
 	if e != nil {
 		old = append(old, e.tok.AccessToken)
 	}
-	if r.leaser == nil {
+	if r.leaser == nil || r.noLease.Load() {
 		return r.fetch(ctx, w, time.Time{})
 	}
 	owner := newOwner()
 	for w.ok() {
 		expiry := time.Now().Add(leaseTTL)
 		taken, ok := storeCall(w, "lease", true, func(ctx context.Context) (bool, error) {
-			return r.leaser.Lease(ctx, r.box.Name(), owner, expiry)
+			taken, err := r.leaser.Lease(ctx, r.box.Name(), owner, expiry)
+			if errors.Is(err, errors.ErrUnsupported) {
+				// A store that cannot grant leases here, such as a
+				// FileStore without flock, is used without them.
+				r.noLease.Store(true)
+				return false, nil
+			}
+			return taken, err
 		})
 		if taken {
 			return r.holdLease(ctx, w, owner, expiry, newer)
 		}
 		if !ok {
 			break
+		}
+		if r.noLease.Load() {
+			return r.fetch(ctx, w, time.Time{})
 		}
 		// Another process fetches: wait for its token.
 		t := time.NewTimer(pollMin + rand.N(pollMax-pollMin+1))
