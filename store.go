@@ -76,7 +76,9 @@ type Leaser interface {
 	// nobody holds a lease on key that has not expired, or owner does
 	// (the lease is then extended to expiry). A lease is kept apart from
 	// the value saved under key, which it leaves alone, and ends by
-	// itself at expiry.
+	// itself at expiry. An error that wraps errors.ErrUnsupported says
+	// that the store cannot grant leases where it runs: sources then use
+	// it without leases, rather than as a store that fails.
 	Lease(ctx context.Context, key string, owner []byte, expiry time.Time) (bool, error)
 	// Release ends owner's lease on key. It does nothing if the lease is
 	// not owner's, or has expired: a holder that overran its lease cannot
