@@ -27,9 +27,10 @@ type memLeaser struct {
 	*memStore
 	lmu     sync.Mutex
 	leases  map[string]memLease
-	granted atomic.Int64 // leases taken, extensions not counted
-	onLease func()       // if set, called at the start of each Lease
-	cannot  bool         // Lease fails with errors.ErrUnsupported
+	granted atomic.Int64  // leases taken, extensions not counted
+	onLease func()        // if set, called at the start of each Lease
+	cannot  bool          // Lease fails with errors.ErrUnsupported
+	slow    time.Duration // each Lease takes this long, ignoring its context
 }
 
 type memLease struct {
@@ -45,6 +46,7 @@ func (s *memLeaser) Lease(ctx context.Context, key string, owner []byte, expiry 
 	if err := s.enter(); err != nil {
 		return false, err
 	}
+	time.Sleep(s.slow)
 	if s.onLease != nil {
 		s.onLease()
 	}
@@ -166,11 +168,13 @@ func TestLeaseHolderDied(t *testing.T) {
 
 func TestLeaseHolderStopsAtItsLease(t *testing.T) {
 	// A holder never fetches past its lease: a hung endpoint ends its
-	// fetch when the lease ends, and the others then fetch in turn.
+	// fetch when the lease ends, which a lease that took half a second to
+	// take puts half a second before the fetch's own bound.
 	synctest.Test(t, func(t *testing.T) {
 		m := newBubbleFake()
 		m.FailNext(hang)
 		store := newMemLeaser()
+		store.slow = 500 * time.Millisecond
 		cfg := storeConfig(m, store)
 		key := fincalcauth.StoreKey(cfg)
 		start := time.Now()
