@@ -68,8 +68,8 @@ type Config struct {
 
 	// Store, if set, shares tokens with the other processes that use the
 	// same store and credentials: see [Store]. A source then looks in it
-	// before it fetches and saves what it fetches, and with a store that
-	// is a [Leaser] fetches for the whole fleet, one at a time. Each
+	// before it fetches and saves what it fetches; with a store that is
+	// a [Leaser], one source at a time fetches for all of them. Each
 	// source starts each refresh at a moment of its own, spread over the
 	// last fifth of the time between the token's issue and the refresh
 	// point that RefreshAhead sets, so that the sources seldom contend.
