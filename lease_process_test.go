@@ -207,3 +207,42 @@ func BenchmarkFileStoreFleetColdStart(b *testing.B) {
 	}
 	b.ReportMetric(float64(requests)/float64(b.N), "token-requests")
 }
+
+// BenchmarkFileStoreHolderKilled measures, with the real 30 s leases, how
+// long after a process took the lease and was killed (SIGKILL) while its
+// token request was under way five other processes sharing its folder,
+// started meanwhile, all have a token, and the token requests made, the
+// killed one's included. Each iteration takes about 30 s.
+func BenchmarkFileStoreHolderKilled(b *testing.B) {
+	fake := fincalcauthtest.NewServer()
+	defer fake.Close()
+	requests := 0
+	for b.Loop() {
+		before := fake.TokenRequests()
+		fake.FailNext(fincalcauthtest.Fault{Delay: time.Hour}) // the holder's request: no answer
+		dir := b.TempDir()
+		holder := startFleetChild(b, fake, dir, io.Discard)
+		for deadline := time.Now().Add(30 * time.Second); fake.TokenRequests() == before; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				holder.Process.Kill()
+				b.Fatal("the holder sent no token request within 30s")
+			}
+		}
+		taken := time.Now() // the holder took its lease just before
+		outs := make([]bytes.Buffer, 5)
+		var cmds []*exec.Cmd
+		for i := range outs {
+			cmds = append(cmds, startFleetChild(b, fake, dir, &outs[i]))
+		}
+		holder.Process.Signal(syscall.SIGKILL)
+		holder.Wait()
+		for i, cmd := range cmds {
+			if err := cmd.Wait(); err != nil || !strings.HasPrefix(outs[i].String(), "token ") {
+				b.Fatalf("process %d: %v, %q", i, err, outs[i].String())
+			}
+		}
+		b.ReportMetric(time.Since(taken).Seconds(), "s-after-lease-taken")
+		requests += fake.TokenRequests() - before
+	}
+	b.ReportMetric(float64(requests)/float64(b.N), "token-requests")
+}
