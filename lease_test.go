@@ -132,6 +132,7 @@ func TestLeaseColdStartOneRequest(t *testing.T) {
 				if d := time.Since(start); d > 300*time.Millisecond+50*time.Millisecond {
 					t.Errorf("the last source had its token after %v; want within a few polls of the 300ms fetch", d)
 				}
+				synctest.Wait() // the holder releases in the background
 				if store.held(fincalcauth.StoreKey(storeConfig(m, store))) {
 					t.Errorf("the lease is still held after the fetch")
 				}
@@ -185,6 +186,7 @@ func TestLeaseHolderStopsAtItsLease(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("error %v does not wrap context.DeadlineExceeded", err)
 		}
+		synctest.Wait() // the holder releases in the background
 		if store.held(key) {
 			t.Errorf("the holder did not release its lease")
 		}
@@ -447,6 +449,30 @@ func TestLeaseUnsupportedStoreStillShares(t *testing.T) {
 		}
 		if strings.Contains(logs.String(), "level=WARN") {
 			t.Errorf("a store without leases was logged as failing: %s", logs.String())
+		}
+	})
+}
+
+func TestLeaseReleasedAfterSlowStore(t *testing.T) {
+	// A store slow enough that the save runs out of the fetch's bound:
+	// the holder still releases its lease, so that the next source need
+	// not wait out the lease, and no caller waits for the release.
+	synctest.Test(t, func(t *testing.T) {
+		m := newBubbleFake()
+		store := newMemLeaser()
+		store.delay = 300 * time.Millisecond // a load, a load, a failure's load, then the save: over the second
+		cfg := storeConfig(m, store)
+		start := time.Now()
+		if _, err := cfg.TokenSource(m.ctx()).Token(); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("the first token took %v; want the store's bound at most", d)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if store.held(fincalcauth.StoreKey(cfg)) {
+			t.Errorf("the lease is still held after its holder's fetch")
 		}
 	})
 }

@@ -403,9 +403,9 @@ func (r *refresher) obtain(ctx context.Context, cur, refused *entry) (*entry, *f
 		return r.fetch(ctx, w, time.Time{})
 	}
 	owner := newOwner()
-	for w.ok() {
+	for waited := false; w.ok(); waited = true {
 		expiry := time.Now().Add(leaseTTL)
-		taken, ok := storeCall(w, "lease", true, func(ctx context.Context) (bool, error) {
+		taken, ok := storeCall(w, "lease", waited, func(ctx context.Context) (bool, error) {
 			taken, err := r.leaser.Lease(ctx, r.box.Name(), owner, expiry)
 			if errors.Is(err, errors.ErrUnsupported) {
 				// A store that cannot grant leases here, such as a
@@ -442,9 +442,7 @@ func (r *refresher) obtain(ctx context.Context, cur, refused *entry) (*entry, *f
 // holdLease obtains a token under the lease of owner, which ends at
 // expiry, and releases the lease.
 func (r *refresher) holdLease(ctx context.Context, w *storeWork, owner []byte, expiry time.Time, newer func(*entry) bool) (*entry, *failure) {
-	defer storeCall(w, "release", false, func(ctx context.Context) (struct{}, error) {
-		return struct{}{}, r.leaser.Release(ctx, r.box.Name(), owner)
-	})
+	defer func() { go r.release(owner, w.ok()) }()
 	// The previous holder may have saved a token, or its failure.
 	if e := r.load(w, false); newer(e) {
 		return e, nil
@@ -491,6 +489,19 @@ func (r *refresher) fetch(ctx context.Context, w *storeWork, end time.Time) (*en
 		e.stored = v
 	}
 	return e, nil
+}
+
+// release releases owner's lease, in a goroutine of its own, after the
+// token or the failure is saved: no caller waits for it, and it is tried
+// even when the store work of the fetch ran out of its bound, so that the
+// others need not wait out the lease. It is bounded by storeTimeout, and
+// a failure is logged unless the store had failed already.
+func (r *refresher) release(owner []byte, log bool) {
+	ctx, cancel := context.WithTimeout(r.ctx, storeTimeout)
+	defer cancel()
+	if err := r.leaser.Release(ctx, r.box.Name(), owner); err != nil && log {
+		r.logStoreFailure("release", err)
+	}
 }
 
 // newOwner returns a random owner of a lease.
