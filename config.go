@@ -85,6 +85,11 @@ type Config struct {
 	// Nil means no logging. No record contains the client secret or a
 	// token.
 	Logger *slog.Logger
+
+	// Observer, if set, is told about each fetch and its attempts, each
+	// store operation, each token a source takes into use and each 401
+	// from the API: see [Observer]. Nil reports nothing.
+	Observer Observer
 }
 
 // ConfigError reports a Config that cannot be used. Field names the

@@ -57,6 +57,8 @@ type fetcher struct {
 	secret string
 	client *http.Client
 	logger *slog.Logger
+	obs    Observer // Config.Observer
+	source string   // the Source of obs's events
 
 	mu     sync.Mutex
 	handed []string // the last maxHanded tokens handed out, newest last
@@ -79,13 +81,17 @@ func newFetcher(hc *http.Client, c *Config) *fetcher {
 	if err != nil {
 		panic("fincalcauth: encoding a request of strings failed: " + err.Error())
 	}
-	return &fetcher{
+	f := &fetcher{
 		url:    c.tokenURL(),
 		body:   body,
 		secret: c.ClientSecret,
 		client: tokenClient(hc),
 		logger: c.Logger,
 	}
+	if c.Observer != nil {
+		f.obs, f.source = c.Observer, sourceID(c)
+	}
+	return f
 }
 
 // defaultTokenClient makes token requests when the context supplies no
@@ -144,6 +150,7 @@ func (f *fetcher) reporter(ctx context.Context) reporter {
 // outcome is the result of one attempt.
 type outcome struct {
 	status     string // the answer's status code and text, or what failed
+	code       int    // the answer's status code; 0 if none came
 	tok        *oauth2.Token
 	err        error
 	transient  bool          // worth another attempt
@@ -171,16 +178,18 @@ func (e *throttled) Unwrap() error { return e.err }
 
 // fetch obtains one token, retrying transient failures with exponential
 // backoff and jitter. It stops when ctx is done. Its errors, and theirs
-// alone, start with "fincalcauth: ".
+// alone, start with "fincalcauth: ", inside a TokenError.
 func (f *fetcher) fetch(ctx context.Context) (*oauth2.Token, error) {
-	tok, err := f.retry(ctx)
+	t := f.startTrace(ctx)
+	tok, err := f.retry(ctx, t)
 	if err != nil {
-		return nil, fmt.Errorf("fincalcauth: %w", err)
+		err = &TokenError{err: fmt.Errorf("fincalcauth: %w", err)}
 	}
-	return tok, nil
+	t.end(tok, err)
+	return tok, err
 }
 
-func (f *fetcher) retry(ctx context.Context) (*oauth2.Token, error) {
+func (f *fetcher) retry(ctx context.Context, t *fetchTrace) (*oauth2.Token, error) {
 	var slept time.Duration
 	var last error // the last failure that ctx did not cause
 	for attempt := 1; ; attempt++ {
@@ -188,6 +197,7 @@ func (f *fetcher) retry(ctx context.Context) (*oauth2.Token, error) {
 			return nil, stopped(ctx, attempt-1, last)
 		}
 		o := f.attempt(ctx)
+		t.attempt(o)
 		f.debug(ctx, "fincalcauth: token request answered", func() []slog.Attr {
 			return []slog.Attr{slog.Int("attempt", attempt), slog.String("status", o.status)}
 		})
@@ -289,14 +299,14 @@ func (f *fetcher) attempt(ctx context.Context) outcome {
 	status := statusLine(resp.StatusCode)
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodySize+1))
 	if err != nil {
-		return outcome{status: status + ", body not read", err: transportError(f.reporter(ctx), "reading token response ("+status+")", err), transient: true}
+		return outcome{status: status + ", body not read", code: resp.StatusCode, err: transportError(f.reporter(ctx), "reading token response ("+status+")", err), transient: true}
 	}
 	cut := len(body) > maxBodySize
 	if cut {
 		body = body[:maxBodySize]
 	}
 	a := newAnswer(resp, body, cut, func() reporter { return f.reporter(ctx) }, time.Now())
-	o := outcome{status: status, transient: transientStatus(resp.StatusCode)}
+	o := outcome{status: status, code: resp.StatusCode, transient: transientStatus(resp.StatusCode)}
 	o.tok, o.err = parseResponse(&a, sent)
 	if o.err != nil && o.transient {
 		o.retryAfter = a.retryAfter

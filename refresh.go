@@ -88,6 +88,7 @@ type entry struct {
 	refreshAt  time.Time // start replacing it from here on
 	validUntil time.Time // stop using it from here on
 	stored     []byte    // the sealed value under which the store holds it, if any
+	loaded     bool      // it came from the store
 }
 
 // flight is one fetch; done closes when e or err is set.
@@ -145,7 +146,7 @@ func (r *refresher) slowToken(ctx context.Context) (*entry, error) {
 		// Still valid, but due for replacement: answer now and let one
 		// background fetch replace it.
 		if !now.Before(e.refreshAt) && r.inflight == nil && !now.Before(r.nextTry) {
-			r.start(nil)
+			r.start(nil, nil)
 		}
 		r.mu.Unlock()
 		return e, nil
@@ -157,35 +158,44 @@ func (r *refresher) slowToken(ctx context.Context) (*entry, error) {
 			r.mu.Unlock()
 			return nil, err
 		}
-		fl = r.start(nil)
+		fl = r.start(nil, ctx)
 	}
 	r.mu.Unlock()
 	select {
 	case <-fl.done:
 		return fl.e, fl.err
 	case <-ctx.Done():
-		return nil, fmt.Errorf("fincalcauth: waiting for a token: %w", ctx.Err())
+		return nil, &TokenError{err: fmt.Errorf("fincalcauth: waiting for a token: %w", ctx.Err())}
 	}
 }
 
 // start begins a fetch in a goroutine of its own, of a token to replace
-// the current one; refused, if set, is a token the API refused. r.mu
-// must be held.
-func (r *refresher) start(refused *entry) *flight {
+// the current one; refused, if set, is a token the API refused. caller
+// is the context of the caller that waits for it, if any, under which an
+// Observer is told about it. r.mu must be held.
+func (r *refresher) start(refused *entry, caller context.Context) *flight {
 	fl := &flight{done: make(chan struct{})}
 	r.inflight = fl
-	go r.run(fl, r.cur.Load(), refused)
+	go r.run(fl, r.cur.Load(), refused, caller)
 	return fl
 }
 
-func (r *refresher) run(fl *flight, cur, refused *entry) {
+func (r *refresher) run(fl *flight, cur, refused *entry, caller context.Context) {
 	bound, cause := fetchTimeout, errFetchTimeout
 	if r.leaser != nil && !r.noLease.Load() {
 		bound, cause = leaseTTL+fetchTimeout, errWaitTimeout
 	}
 	ctx, cancel := context.WithTimeoutCause(r.ctx, bound, cause)
+	if r.f.obs != nil {
+		ctx = withCaller(ctx, r.ctx, caller)
+	}
 	e, f := r.obtain(ctx, cur, refused)
 	cancel()
+	if f == nil {
+		r.tookIntoUse(ctx, e)
+	} else {
+		f.err = asTokenError(f.err)
+	}
 	now := time.Now()
 
 	r.mu.Lock()
@@ -301,9 +311,9 @@ func cooldown(n int) time.Duration {
 // with e's replacement: a fetch under way, one it starts, or, if e was
 // already replaced, one that has ended. It returns nil while such fetches
 // are rationed, after a run of them, or while the token endpoint is in
-// its cool-down. Until a replacement is in hand, e stays in use: the 401
+// its cool-down. ctx is the context of the request that waits for it. Until a replacement is in hand, e stays in use: the 401
 // may be the API's mistake, and e is the best token there is.
-func (r *refresher) replace(e *entry) *flight {
+func (r *refresher) replace(ctx context.Context, e *entry) *flight {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if cur := r.cur.Load(); cur != e && cur != nil {
@@ -321,7 +331,7 @@ func (r *refresher) replace(e *entry) *flight {
 	}
 	r.refusals++
 	r.nextRefusal = now.Add(cooldown(r.refusals))
-	return r.start(e)
+	return r.start(e, ctx)
 }
 
 var closedChan = func() chan struct{} {
@@ -344,7 +354,7 @@ const reuseEarlyExpiry = time.Nanosecond
 type reuseAdapter struct{ r *refresher }
 
 func (a reuseAdapter) Token() (*oauth2.Token, error) {
-	e, err := a.r.token(context.Background())
+	e, err := a.r.token(a.r.ctx) // never done; the source's values for an Observer
 	if err != nil {
 		return nil, err
 	}
@@ -374,7 +384,7 @@ func (s errSource) Token() (*oauth2.Token, error) { return nil, s.err }
 // source made right afterwards finds it. A store that fails is left
 // alone, and the fetch goes on as it would without one.
 func (r *refresher) obtain(ctx context.Context, cur, refused *entry) (*entry, *failure) {
-	w := r.beginStore()
+	w := r.beginStore(ctx)
 	defer w.end()
 	if w == nil {
 		return r.fetch(ctx, nil, time.Time{})
@@ -528,7 +538,7 @@ func (r *refresher) load(w *storeWork, poll bool) *entry {
 	if !time.Now().Before(e.validUntil) {
 		return nil
 	}
-	e.stored = v
+	e.stored, e.loaded = v, true
 	return e
 }
 

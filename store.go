@@ -101,13 +101,14 @@ const storeGrace = time.Second
 // alone for a cool-down.
 type storeWork struct {
 	r      *refresher
+	ctx    context.Context // the fetch's, under which an Observer is told of each call
 	left   time.Duration // of storeTimeout
 	failed bool
 }
 
 // beginStore returns the store work of a fetch, or nil when the source
 // has no store or leaves it alone for now.
-func (r *refresher) beginStore() *storeWork {
+func (r *refresher) beginStore(ctx context.Context) *storeWork {
 	if r.store == nil {
 		return nil
 	}
@@ -116,7 +117,7 @@ func (r *refresher) beginStore() *storeWork {
 	if time.Now().Before(r.storeNextTry) {
 		return nil
 	}
-	return &storeWork{r: r, left: storeTimeout}
+	return &storeWork{r: r, ctx: ctx, left: storeTimeout}
 }
 
 // end records how w went: a failure starts or lengthens the store's
@@ -176,6 +177,9 @@ func storeCall[T any](w *storeWork, op string, poll bool, call func(context.Cont
 		if !poll || res.err != nil {
 			w.left -= time.Since(start)
 		}
+		if w.r.f.obs != nil {
+			w.r.storeOp(w.ctx, StoreOperation(op), poll, res.v, res.err, time.Since(start))
+		}
 		if res.err != nil {
 			w.fail(op, res.err)
 			return zero, false
@@ -187,6 +191,9 @@ func storeCall[T any](w *storeWork, op string, poll bool, call func(context.Cont
 	w.failed = true
 	left := w.left
 	w.left = 0
+	if w.r.f.obs != nil {
+		w.r.storeOp(w.ctx, StoreOperation(op), poll, zero, context.DeadlineExceeded, time.Since(start))
+	}
 	go func() {
 		defer cancel()
 		err := fmt.Errorf("no answer within %v", left)

@@ -43,7 +43,11 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// The token was refused before its expiry. Have it replaced, and if
 	// the request can be sent again, wait for the replacement and replay
 	// the request once with it.
-	fl := t.r.replace(e)
+	replayed := false
+	if t.r.f.obs != nil {
+		defer func() { t.r.unauthorized(req.Context(), replayed) }()
+	}
+	fl := t.r.replace(req.Context(), e)
 	if fl == nil || !replayable {
 		return resp, nil
 	}
@@ -66,6 +70,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	fl.e.tok.SetAuthHeader(req3)
+	replayed = true
 	return t.send(req3, fl.e)
 }
 
