@@ -128,6 +128,9 @@ type FetchAttempt struct {
 	Source string // as in [FetchStart]
 	// Attempt counts the requests of the fetch, from 1.
 	Attempt int
+	// Outcome is the attempt's, as [FetchEnd.Outcome] would be were it
+	// the last: OutcomeFailed for a transient failure.
+	Outcome Outcome
 	// StatusCode is the HTTP status of the answer, or 0 if none came.
 	StatusCode int
 	// Duration is how long the request took.
@@ -355,7 +358,8 @@ func (t *fetchTrace) attempt(o outcome) {
 	now := time.Now()
 	t.attempts++
 	t.code = o.code
-	t.obs.Observe(t.ctx, FetchAttempt{Source: t.source, Attempt: t.attempts, StatusCode: o.code, Duration: now.Sub(t.sent), Err: o.err})
+	t.obs.Observe(t.ctx, FetchAttempt{Source: t.source, Attempt: t.attempts, Outcome: outcomeOf(o.err, o.code),
+		StatusCode: o.code, Duration: now.Sub(t.sent), Err: o.err})
 	t.sent = now
 }
 
@@ -364,17 +368,24 @@ func (t *fetchTrace) end(tok *oauth2.Token, err error) {
 	if t == nil {
 		return
 	}
-	e := FetchEnd{Source: t.source, Outcome: OutcomeOK, Attempts: t.attempts, StatusCode: t.code, Duration: time.Since(t.start), Err: err}
-	switch {
-	case err == nil:
+	e := FetchEnd{Source: t.source, Outcome: outcomeOf(err, t.code), Attempts: t.attempts, StatusCode: t.code, Duration: time.Since(t.start), Err: err}
+	if err == nil {
 		e.Expiry = tok.Expiry
-	case t.code != 0 && !transientStatus(t.code) &&
-		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded):
-		e.Outcome = OutcomeRefused
-	default:
-		e.Outcome = OutcomeFailed
 	}
 	t.obs.Observe(t.ctx, e)
+}
+
+// outcomeOf classifies a fetch or an attempt that ended with err after
+// an answer of the given status (0 for none).
+func outcomeOf(err error, code int) Outcome {
+	switch {
+	case err == nil:
+		return OutcomeOK
+	case code != 0 && !transientStatus(code) &&
+		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded):
+		return OutcomeRefused
+	}
+	return OutcomeFailed
 }
 
 // withCaller returns ctx carrying what a fetch of a refresher whose
