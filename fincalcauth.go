@@ -125,7 +125,9 @@ func (c *Config) TokenSource(ctx context.Context) oauth2.TokenSource {
 // Client returns an HTTP client that adds a bearer token from c to every
 // request. It caches and replaces tokens as [Config.TokenSource] does,
 // and takes no lock while its token is fresh. A request waiting for a
-// token stops when its own context is done.
+// token stops when its own context is done. Each client holds a token of
+// its own: build one at start-up and reuse it, since a client made per
+// request sends a token request per request.
 //
 // When the API answers 401, the client fetches a new token and replays
 // the request once with it, if its body can be sent again
