@@ -7,6 +7,7 @@ import (
 	"log"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"time"
 
@@ -204,4 +205,75 @@ func ExampleNewFileStore() {
 	}
 	fmt.Println("token requests:", fake.TokenRequests())
 	// Output: token requests: 1
+}
+
+func ExampleTokenError() {
+	fake := fincalcauthtest.NewServer()
+	defer fake.Close()
+	client := fake.ClientConfig().Client(context.Background()) // once, at start-up
+
+	// The token endpoint refuses the credentials: the request fails
+	// before it reaches the API.
+	fake.FailAlways(fincalcauthtest.Fault{Status: 401, Description: "Client authentication failed"})
+	_, err := client.Get(fake.URL + fincalcauthtest.ClientsPath)
+
+	var tokenErr *fincalcauth.TokenError
+	var refusal *oauth2.RetrieveError
+	switch {
+	case errors.As(err, &tokenErr) && errors.As(err, &refusal):
+		fmt.Println("no token: FinCalc answered", refusal.Response.StatusCode)
+	case errors.As(err, &tokenErr):
+		fmt.Println("no token: FinCalc did not answer:", tokenErr)
+	case err != nil:
+		fmt.Println("the API call failed:", err)
+	}
+	// Output: no token: FinCalc answered 401
+}
+
+func ExampleHealth() {
+	fake := fincalcauthtest.NewServer()
+	defer fake.Close()
+
+	// One Health per Config. With other observers, such as
+	// otelfincalc.New(), combine them:
+	// cfg.Observer = fincalcauth.MultiObserver(otelfincalc.New(), health)
+	health := new(fincalcauth.Health)
+	cfg := fake.ClientConfig()
+	cfg.Observer = health
+	client := cfg.Client(context.Background())
+
+	// The service's health check: it sends no token request.
+	healthz := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := health.Status()
+		if !s.Valid {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "no valid FinCalc token; last failure:", s.LastFailure)
+			return
+		}
+		fmt.Fprintf(w, "FinCalc token valid for %v; failures since the last success: %d, the last: %v\n",
+			time.Until(s.ValidUntil).Round(time.Hour), s.Failures, s.LastFailure)
+	})
+	check := func() {
+		rec := httptest.NewRecorder()
+		healthz.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+		fmt.Print(rec.Code, " ", rec.Body)
+	}
+
+	check()
+	if _, err := client.Get(fake.URL + fincalcauthtest.ClientsPath); err != nil {
+		log.Fatal(err)
+	}
+	check()
+	// The API refuses the token and the token endpoint refuses a new one:
+	// the current token stays in use, and the failure is told.
+	fake.RevokeTokens()
+	fake.FailAlways(fincalcauthtest.Fault{Status: 400, Description: "Client is suspended."})
+	if resp, err := client.Get(fake.URL + fincalcauthtest.ClientsPath); err == nil {
+		resp.Body.Close()
+	}
+	check()
+	// Output:
+	// 503 no valid FinCalc token; last failure: <nil>
+	// 200 FinCalc token valid for 24h0m0s; failures since the last success: 0, the last: <nil>
+	// 200 FinCalc token valid for 24h0m0s; failures since the last success: 1, the last: fincalcauth: token request failed: 400 Bad Request: Client is suspended.
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"os"
 
 	"github.com/gofincalc/fincalcauth/fincalcauthtest"
 	"github.com/gofincalc/fincalcauth/redisstore"
@@ -13,7 +14,7 @@ import (
 func ExampleNew() {
 	fake := fincalcauthtest.NewServer() // FinCalc, for the example
 	defer fake.Close()
-	addr := shared.addr // the tests' redis-server; "localhost:6379", say
+	addr := os.Getenv("REDIS_ADDR") // "localhost:6379", say; the tests set it to their redis-server
 
 	// Every process of a fleet configures the same Redis: the first
 	// fetches a token, the others find it there.

@@ -84,6 +84,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "redisstore tests:", err)
 		os.Exit(1)
 	}
+	os.Setenv("REDIS_ADDR", shared.addr) // for the examples
 	code := m.Run()
 	shared.stop()
 	os.Exit(code)
