@@ -118,8 +118,15 @@ func BenchmarkCachedToken(b *testing.B) {
 	if _, err := srcs["fincalcauth-store"].Token(); err != nil {
 		b.Fatal(err)
 	}
+	// The hot path with an Observer set: lib=fincalcauth-observer.
+	observed := e.ours(0)
+	observed.Observer = new(fincalcauth.Health)
+	srcs["fincalcauth-observer"] = observed.TokenSource(context.Background())
+	if _, err := srcs["fincalcauth-observer"].Token(); err != nil {
+		b.Fatal(err)
+	}
 	for _, mode := range []string{"serial", "parallel"} {
-		for _, lib := range append(libs, "fincalcauth-store") {
+		for _, lib := range append(libs, "fincalcauth-store", "fincalcauth-observer") {
 			ts := srcs[lib]
 			b.Run("lib="+lib+"/mode="+mode, func(b *testing.B) {
 				b.ReportAllocs()
@@ -310,11 +317,14 @@ func BenchmarkScale(b *testing.B) {
 func BenchmarkClientTokenLookup(b *testing.B) {
 	e := newBenchEndpoints(b, 0, 86400)
 	ctx := context.Background()
+	observed := e.ours(0)
+	observed.Observer = new(fincalcauth.Health)
 	lookups := map[string]func() (*oauth2.Token, error){
-		"fincalcauth":       fincalcauth.ClientTokenLookup(e.ours(0).Client(ctx)),
-		"clientcredentials": e.theirs().TokenSource(ctx).Token,
+		"fincalcauth":          fincalcauth.ClientTokenLookup(e.ours(0).Client(ctx)),
+		"clientcredentials":    e.theirs().TokenSource(ctx).Token,
+		"fincalcauth-observer": fincalcauth.ClientTokenLookup(observed.Client(ctx)),
 	}
-	for _, lib := range libs {
+	for _, lib := range append(libs, "fincalcauth-observer") {
 		lookup := lookups[lib]
 		if _, err := lookup(); err != nil {
 			b.Fatal(err)
