@@ -127,3 +127,100 @@ func TestProductionStoreOutageCost(t *testing.T) {
 		}
 	})
 }
+
+func TestProductionSecretRotation(t *testing.T) {
+	// A rolling restart onto a new secret, with a shared store: the new
+	// secret files its token under a new key name, the old processes keep
+	// theirs, and the fleet pays one token request.
+	synctest.Test(t, func(t *testing.T) {
+		m := newBubbleFake()
+		store := newMemStore()
+		oldCreds := fincalcauthtest.DefaultCredentials()
+		newCreds := oldCreds
+		newCreds.ClientSecret = "rotated-secret-5YzKq8Lr2Wc7"
+		client := func(c fincalcauthtest.Credentials) func() (string, error) {
+			cfg := m.ConfigFor(c)
+			cfg.Store = store
+			return viaClient(m, cfg.Client(m.ctx()))
+		}
+		health := new(fincalcauth.Health)
+		oldCfg := m.ConfigFor(oldCreds)
+		oldCfg.Store, oldCfg.Observer = store, health
+		oldClient := oldCfg.Client(m.ctx())
+		oldProc := viaClient(m, oldClient)
+		oldTok, err := oldProc()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.AddCredentials(newCreds)
+		before := m.requests()
+		var newToks []string
+		for range 3 { // three processes restart onto the new secret
+			tok, err := client(newCreds)()
+			if err != nil {
+				t.Fatal(err)
+			}
+			newToks = append(newToks, tok)
+		}
+		if tok, _ := oldProc(); tok != oldTok {
+			t.Errorf("a process on the old secret changed its token")
+		}
+		if n := m.requests() - before; n != 1 || newToks[0] != newToks[1] || newToks[1] != newToks[2] {
+			t.Errorf("the restarted processes sent %d token requests, and share one token: %v; want 1, true", n, newToks[0] == newToks[2])
+		}
+		if c, _ := m.TokenCredentials(newToks[0]); c != newCreds {
+			t.Errorf("the new token was issued to %v", c)
+		}
+		if n := len(store.keys()); n != 2 {
+			t.Errorf("%d keys in the store, want 2: the old secret's and the new one's", n)
+		}
+
+		// FinCalc drops the old secret and revokes its tokens: a process
+		// still on it gets the API's 401s, since its fetches are refused.
+		m.RemoveCredentials(oldCreds)
+		m.RevokeTokens()
+		time.Sleep(time.Minute)
+		for range 3 {
+			resp, err := oldClient.Get(m.URL + fincalcauthtest.ClientsPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 401 {
+				t.Errorf("a process on the revoked secret: %s, want the API's 401", resp.Status)
+			}
+		}
+		if s := health.Status(); s.Failures != 1 || !s.Valid {
+			t.Errorf("health of a process on the revoked secret: %+v; want 1 failure, and its token still held", s)
+		}
+	})
+}
+
+func TestProductionSeveralAdvisers(t *testing.T) {
+	// Two advisers of one client share a store and an observer: a token
+	// each, under key names of their own.
+	synctest.Test(t, func(t *testing.T) {
+		m := newBubbleFake()
+		store := newMemStore()
+		first := fincalcauthtest.DefaultCredentials()
+		second := first
+		second.EmailAddress = "second.adviser@example.com"
+		m.AddCredentials(second)
+		rec := &recorder{}
+		for _, c := range []fincalcauthtest.Credentials{first, second, first, second} {
+			cfg := m.ConfigFor(c)
+			cfg.Store, cfg.Observer = store, rec
+			tok, err := viaClient(m, cfg.Client(m.ctx()))()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := m.TokenCredentials(tok); got != c {
+				t.Errorf("%s was served a token of %s", c.EmailAddress, got.EmailAddress)
+			}
+		}
+		if n, keys := m.requests(), len(store.keys()); n != 2 || keys != 2 {
+			t.Errorf("%d token requests and %d keys, want 2 of each", n, keys)
+		}
+		rec.take()
+	})
+}
