@@ -122,8 +122,8 @@ func TestProductionStoreOutageCost(t *testing.T) {
 			ts.Token()
 		}
 		t.Logf("store hanging: first token after %v, 1000 cached calls in %v", first, time.Since(start))
-		if first != 2*time.Second || time.Since(start) != 0 {
-			t.Errorf("first token after %v, want 2s; cached calls took %v", first, time.Since(start))
+		if first < time.Second || first > 2*time.Second || time.Since(start) != 0 {
+			t.Errorf("first token after %v, want 1s to 2s; cached calls took %v", first, time.Since(start))
 		}
 	})
 }
