@@ -55,16 +55,20 @@ func asTokenError(err error) error {
 type Observer interface {
 	// StartFetch is called when a fetch of a token begins, before its
 	// first request. ctx is the context of the caller that waits for the
-	// fetch, if one does (e.Background is false), else that of the source
-	// (the context given to [Config.TokenSource] or [Config.Client]). The
-	// context it returns is passed to Observe for the events of this
-	// fetch: each [FetchAttempt] and its [FetchEnd].
+	// fetch: that of the request of a client from [Config.Client], or
+	// the one given to [Config.Token]. For a fetch that no caller waits
+	// for (e.Background is true), or whose caller has no context of its
+	// own (the Token method of a source), it is the source's: the
+	// context given to [Config.TokenSource] or [Config.Client]. The
+	// context that StartFetch returns is passed to Observe for the
+	// events of this fetch: each [FetchAttempt] and its [FetchEnd].
 	StartFetch(ctx context.Context, e FetchStart) context.Context
 
 	// Observe is called for every other event, an [Event]: a
 	// [FetchAttempt], a [FetchEnd], a [StoreOp], a [TokenInUse] or an
-	// [Unauthorized]. An observer should ignore the events it does not
-	// know: more may be added.
+	// [Unauthorized], with the context of the fetch, caller or source it
+	// belongs to. An observer should ignore the events it does not know:
+	// more may be added.
 	Observe(ctx context.Context, e Event)
 }
 
