@@ -102,7 +102,7 @@ const storeGrace = time.Second
 type storeWork struct {
 	r      *refresher
 	ctx    context.Context // the fetch's, under which an Observer is told of each call
-	left   time.Duration // of storeTimeout
+	left   time.Duration   // of storeTimeout
 	failed bool
 }
 
