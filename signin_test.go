@@ -80,6 +80,18 @@ func newSignInFake() *signInFake {
 	return &signInFake{srv, context.WithValue(context.Background(), oauth2.HTTPClient, srv.Client())}
 }
 
+// slowed returns a context whose HTTP client takes d to reach the fake's
+// token endpoint, as a network does, so that requests overlap.
+func (f *signInFake) slowed(d time.Duration) context.Context {
+	base := f.Client().Transport
+	return context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if r.URL.Path == fincalcauthtest.SignInTokenPath {
+			time.Sleep(d)
+		}
+		return base.RoundTrip(r)
+	})})
+}
+
 // app returns a SignIn of the fake, as one process of an application.
 func (f *signInFake) app(store fincalcauth.Store) *fincalcauth.SignIn {
 	return &fincalcauth.SignIn{Config: f.SignInConfig(redirectURL), Store: store}
@@ -293,9 +305,10 @@ func TestSignInOneRefreshFleetWide(t *testing.T) {
 		time.Sleep(time.Hour)
 		got := make([]string, len(apps))
 		var wg sync.WaitGroup
+		slow := f.slowed(100 * time.Millisecond)
 		for i, app := range apps {
 			wg.Go(func() {
-				tok, err := app.TokenSource(f.ctx, "ada").Token()
+				tok, err := app.TokenSource(slow, "ada").Token()
 				if err != nil {
 					t.Error(err)
 					return
