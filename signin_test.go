@@ -162,9 +162,9 @@ func TestSignInWebFlow(t *testing.T) {
 
 func TestSignInExchangeFailure(t *testing.T) {
 	tests := []struct {
-		name  string
+		name   string
 		break_ func(f *signInFake, app *fincalcauth.SignIn, code, verifier *string)
-		code  string
+		code   string
 	}{
 		{"wrong verifier", func(f *signInFake, app *fincalcauth.SignIn, code, verifier *string) {
 			*verifier = oauth2.GenerateVerifier()
