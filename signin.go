@@ -99,6 +99,9 @@ type SignIn struct {
 	Store  Store          // required: where each user's tokens live, sealed as today's tokens are
 	Logger *slog.Logger   // optional, as Config.Logger
 
+	checked sync.Once
+	invalid error // what validate found, once
+
 	mu      sync.Mutex
 	sources map[sourceKey]*list.Element // of *userSource, most recently used first in lru
 	lru     list.List
@@ -110,11 +113,18 @@ type sourceKey struct {
 	hc   *http.Client
 }
 
-// validate returns what makes s unusable, or nil.
+// validate returns what makes s unusable, or nil. It looks at s's
+// fields once, on first use.
 func (s *SignIn) validate() error {
-	switch {
-	case s == nil:
+	if s == nil {
 		return errors.New("fincalcauth: nil *SignIn")
+	}
+	s.checked.Do(func() { s.invalid = s.check() })
+	return s.invalid
+}
+
+func (s *SignIn) check() error {
+	switch {
 	case s.Config == nil:
 		return errors.New("fincalcauth: SignIn.Config is nil")
 	case s.Config.ClientID == "":

@@ -789,3 +789,36 @@ func TestSignInErrorWithholdsEchoedSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestSignInSourceCacheBounded: the cache keeps the most recently used
+// sources, up to its bound; an evicted person's next call reads the
+// store again.
+func TestSignInSourceCacheBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newSignInFake()
+		store := newMemLeaser()
+		app := f.app(store)
+		f.signIn(t, app, "ada")
+		f.get(app, "ada")
+		for i := range fincalcauth.SourceCacheSize - 1 {
+			app.TokenSource(f.ctx, fmt.Sprint("user-", i))
+		}
+		if n := fincalcauth.CachedSources(app); n != fincalcauth.SourceCacheSize {
+			t.Fatalf("%d sources cached, want %d", n, fincalcauth.SourceCacheSize)
+		}
+		calls := store.calls.Load()
+		f.get(app, "ada") // the least recent no more
+		app.TokenSource(f.ctx, "one-more")
+		if n := fincalcauth.CachedSources(app); n != fincalcauth.SourceCacheSize {
+			t.Errorf("%d sources cached after one more, want %d", n, fincalcauth.SourceCacheSize)
+		}
+		f.get(app, "ada")
+		if n := store.calls.Load() - calls; n != 0 {
+			t.Errorf("ada, recently used, cost %d store calls", n)
+		}
+		f.get(app, "user-0") // evicted: it reads the store again
+		if n := store.calls.Load() - calls; n == 0 {
+			t.Errorf("user-0 was not evicted")
+		}
+	})
+}
