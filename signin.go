@@ -310,6 +310,7 @@ type userSource struct {
 	user   string
 	store  Store
 	leaser Leaser // store, if it is a Leaser
+	owner  []byte // this source's name as a lease holder
 	box    *tokenstore.Box
 	w      *signInWire
 	ctx    context.Context // values only
@@ -347,6 +348,8 @@ func newUserSource(s *SignIn, ctx context.Context, user string) *userSource {
 		logger: s.Logger,
 	}
 	u.leaser, _ = s.Store.(Leaser)
+	u.owner = make([]byte, 16)
+	rand.Read(u.owner)
 	c := *s.Config
 	c.Scopes = append([]string(nil), c.Scopes...)
 	u.w = &signInWire{cfg: &c, client: tokenClient(ctx), hcKey: contextClient(ctx), logger: s.Logger}
@@ -447,6 +450,16 @@ func (u *userSource) obtain(ctx context.Context, cur, refused *userEntry) (*user
 	if refused != nil {
 		stale = refused
 	}
+	usable := func(e *userEntry) bool {
+		return e != nil && newer(e, stale) && time.Now().Before(e.validUntil)
+	}
+	if u.leaser != nil {
+		// A look before the lease: a process that starts, or that
+		// another has overtaken, needs none.
+		if e, err := u.load(ctx); err == nil && usable(e) {
+			return e, 0, nil
+		}
+	}
 	l, adopted := u.lease(ctx, stale)
 	if adopted != nil {
 		return adopted, 0, nil
@@ -464,11 +477,12 @@ func (u *userSource) obtain(ctx context.Context, cur, refused *userEntry) (*user
 		// signed out, or a refresh elsewhere was refused.
 		return nil, 0, fmt.Errorf("%w: %s", ErrSignInRequired, "the stored tokens were deleted")
 	}
-	if stored != nil && newer(stored, stale) && time.Now().Before(stored.validUntil) {
+	if usable(stored) {
 		return stored, 0, nil
 	}
 	base := stored
-	if base == nil {
+	if cur != nil && (base == nil || cur.tok.Expiry.After(base.tok.Expiry)) {
+		// This process holds a pair that the store has not taken yet.
 		base = cur
 	}
 	if base == nil {
@@ -565,7 +579,14 @@ func (u *userSource) save(ctx context.Context, e *userEntry) bool {
 // until the store takes it or e is no longer the current token, and then
 // releases l.
 func (u *userSource) saveUntilStored(e *userEntry, l heldLease) {
-	defer l.release()
+	defer func() {
+		u.mu.Lock()
+		busy := u.inflight != nil // a refresh of this source holds the lease now
+		u.mu.Unlock()
+		if !busy {
+			l.release()
+		}
+	}()
 	for n := 1; ; n++ {
 		time.Sleep(cooldown(n))
 		if u.cur.Load() != e {
@@ -644,8 +665,7 @@ func (u *userSource) lease(ctx context.Context, stale *userEntry) (l heldLease, 
 	if u.leaser == nil {
 		return heldLease{}, nil
 	}
-	owner := make([]byte, 16)
-	rand.Read(owner)
+	owner := u.owner
 	key := u.box.Name()
 	pause := leasePoll / 5
 	for {

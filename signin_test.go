@@ -822,3 +822,33 @@ func TestSignInSourceCacheBounded(t *testing.T) {
 		}
 	})
 }
+
+// TestSignInUnsavedPairRefreshes: while the store refuses writes, a
+// process refreshes with the pair it holds in memory, not with the older
+// one in the store, which the rotation revoked.
+func TestSignInUnsavedPairRefreshes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newSignInFake()
+		f.SetTokenLifetime(time.Hour)
+		store := &failingSaves{memLeaser: newMemLeaser()}
+		app := &fincalcauth.SignIn{Config: f.SignInConfig(redirectURL), Store: store}
+		f.signIn(t, app, "ada")
+		store.fail.Store(true)
+		for range 2 {
+			time.Sleep(time.Hour)
+			if status, _, err := f.get(app, "ada"); err != nil || status != http.StatusOK {
+				t.Fatalf("%d, %v", status, err)
+			}
+		}
+		if s := f.SignInStats(); s.Refreshes != 2 || s.InvalidGrants != 0 {
+			t.Errorf("stats %+v; want 2 refreshes, 0 invalid_grant", s)
+		}
+		store.fail.Store(false)
+		time.Sleep(2 * time.Minute)
+		_, sent, _ := f.get(app, "ada")
+		tok, err := f.app(store).TokenSource(f.ctx, "ada").Token()
+		if err != nil || tok.AccessToken != sent {
+			t.Errorf("another process, once the store is back: %v; want the latest token", err)
+		}
+	})
+}
