@@ -1,5 +1,12 @@
 package fincalcauth
 
+import (
+	"net/http"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
 // Internals of SignIn for the tests of package fincalcauth_test.
 
 const SourceCacheSize = sourceCacheSize
@@ -9,4 +16,10 @@ func CachedSources(s *SignIn) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.lru.Len()
+}
+
+// ParseSignInAnswer parses a whole answer of the sign-in token endpoint,
+// reporting it without secrets.
+func ParseSignInAnswer(resp *http.Response, body []byte, secrets []string, now time.Time) (*oauth2.Token, error) {
+	return parseSignInAnswer(resp, body, secrets, now)
 }
