@@ -852,3 +852,38 @@ func TestSignInUnsavedPairRefreshes(t *testing.T) {
 		}
 	})
 }
+
+// TestSignInBasicAuth: with AuthStyleInHeader the credentials go in an
+// HTTP Basic header, and not in the body.
+func TestSignInBasicAuth(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newSignInFake()
+		f.SetTokenLifetime(time.Hour)
+		app := f.app(newMemLeaser())
+		app.Config.Endpoint.AuthStyle = oauth2.AuthStyleInHeader
+		var basic, inBody atomic.Int64
+		base := f.Client().Transport
+		ctx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if r.URL.Path == fincalcauthtest.SignInTokenPath {
+				if _, _, ok := r.BasicAuth(); ok {
+					basic.Add(1)
+				}
+				body, _ := io.ReadAll(r.Body)
+				if strings.Contains(string(body), "client_secret") {
+					inBody.Add(1)
+				}
+				r.Body = io.NopCloser(bytes.NewReader(body))
+			}
+			return base.RoundTrip(r)
+		})})
+		f.ctx = ctx
+		f.signIn(t, app, "ada")
+		time.Sleep(time.Hour)
+		if _, err := app.TokenSource(ctx, "ada").Token(); err != nil {
+			t.Fatal(err)
+		}
+		if basic.Load() != 2 || inBody.Load() != 0 {
+			t.Errorf("%d requests with Basic, %d with the secret in the body; want 2 and 0", basic.Load(), inBody.Load())
+		}
+	})
+}
