@@ -626,9 +626,35 @@ func (u *userSource) deleteEntry(ctx context.Context, e *userEntry) {
 	})
 }
 
-// storeCallFor is storeCall for a sign-in source.
+// storeCallFor runs call, one call of u's store, bounded by
+// storeTimeout whatever the store does with its context: it returns when
+// call does or when the bound passes, and a call given up goes on in its
+// goroutine until the store answers. A failure is logged at Warn. For
+// this flow a failed call is not skipped over: a failed load is not a
+// miss, and a failed save is saved again (see [SignIn]).
 func storeCallFor[T any](u *userSource, ctx context.Context, op string, call func(context.Context) (T, error)) (T, error) {
-	return storeCall(&refresher{ctx: u.ctx, logger: u.logger}, ctx, op, call)
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := call(ctx)
+		done <- result{v, err}
+	}()
+	var res result
+	select {
+	case res = <-done:
+	case <-ctx.Done():
+		res.err = fmt.Errorf("no answer within %v: %w", storeTimeout, ctx.Err())
+	}
+	if res.err != nil && u.logger != nil {
+		u.logger.LogAttrs(u.ctx, slog.LevelWarn, "fincalcauth: sign-in token store "+op+" failed",
+			slog.String("error", res.err.Error()))
+	}
+	return res.v, res.err
 }
 
 // heldLease is a person's lease held by a source; the zero value is no
