@@ -81,7 +81,9 @@ const (
 // which is then refused: a lost answer can cost the person a sign-in. A
 // refreshed pair that the store does not take is logged at Error, kept in
 // memory and used, and saved again, holding the lease, until the store
-// takes it.
+// takes it. While the store fails, a process goes on with the tokens it
+// holds; one that holds none fails with the store's error, which is not
+// [ErrSignInRequired]. Store calls are bounded by a second each.
 //
 // The tokens are sealed as [Config.Store]'s are, under a key derived from
 // Config.ClientSecret, and filed under a keyed hash of the token URL, the
@@ -484,6 +486,9 @@ func (u *userSource) obtain(ctx context.Context, cur, refused *userEntry) (*user
 	if cur != nil && (base == nil || cur.tok.Expiry.After(base.tok.Expiry)) {
 		// This process holds a pair that the store has not taken yet.
 		base = cur
+	}
+	if base == nil && err != nil {
+		return nil, 0, fmt.Errorf("fincalcauth: reading the sign-in token store: %w", err)
 	}
 	if base == nil {
 		return nil, 0, fmt.Errorf("%w: no tokens are stored for this user", ErrSignInRequired)

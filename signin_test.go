@@ -887,3 +887,25 @@ func TestSignInBasicAuth(t *testing.T) {
 		}
 	})
 }
+
+// TestSignInStoreDown: a process with no token in memory and a store
+// that fails reports the store's failure, not a sign-in to do again; one
+// with a token in memory goes on with it.
+func TestSignInStoreDown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newSignInFake()
+		f.SetTokenLifetime(time.Hour)
+		store := newMemLeaser()
+		app := f.app(store)
+		f.signIn(t, app, "ada")
+		store.failing.Store(true)
+		_, err := f.app(store).TokenSource(f.ctx, "ada").Token()
+		if err == nil || errors.Is(err, fincalcauth.ErrSignInRequired) {
+			t.Errorf("new process, store down: %v; want the store's failure", err)
+		}
+		if status, _, err := f.get(app, "ada"); err != nil || status != http.StatusOK {
+			t.Errorf("process with the token: %d, %v", status, err)
+		}
+		store.failing.Store(false)
+	})
+}
