@@ -330,8 +330,8 @@ type userSource struct {
 }
 
 type userEntry struct {
-	tok        *oauth2.Token // with its refresh token
-	stored     []byte        // the sealed value the store holds, if known
+	tok        *oauth2.Token          // with its refresh token
+	stored     atomic.Pointer[[]byte] // the sealed value the store holds, once known
 	validUntil time.Time
 }
 
@@ -432,6 +432,7 @@ func (u *userSource) run(fl *userFlight, cur, refused *userEntry) {
 		u.lastErr, u.failures = nil, 0
 	case errors.Is(err, ErrSignInRequired):
 		u.cur.Store(nil)
+		u.lastErr, u.failures = nil, 0
 	default:
 		u.lastErr = err
 		u.failures++
@@ -474,7 +475,7 @@ func (u *userSource) obtain(ctx context.Context, cur, refused *userEntry) (*user
 	}()
 
 	stored, err := u.load(ctx)
-	if err == nil && stored == nil && cur != nil && cur.stored != nil {
+	if err == nil && stored == nil && cur != nil && cur.stored.Load() != nil {
 		// The entry this process saved or read is gone: the person
 		// signed out, or a refresh elsewhere was refused.
 		return nil, 0, fmt.Errorf("%w: %s", ErrSignInRequired, "the stored tokens were deleted")
@@ -574,9 +575,7 @@ func (u *userSource) save(ctx context.Context, e *userEntry) bool {
 		}
 		return false
 	}
-	u.mu.Lock()
-	e.stored = v
-	u.mu.Unlock()
+	e.stored.Store(&v)
 	return true
 }
 
@@ -616,18 +615,19 @@ func (u *userSource) load(ctx context.Context) (*userEntry, error) {
 		return nil, nil
 	}
 	e := u.newEntry(tok)
-	e.stored = v
+	e.stored.Store(&v)
 	return e, nil
 }
 
 // deleteEntry removes e from the store, unless the store holds another
 // value.
 func (u *userSource) deleteEntry(ctx context.Context, e *userEntry) {
-	if e.stored == nil {
+	v := e.stored.Load()
+	if v == nil {
 		return
 	}
 	storeCallFor(u, ctx, "delete", func(ctx context.Context) (struct{}, error) {
-		return struct{}{}, u.store.Delete(ctx, u.box.Name(), e.stored)
+		return struct{}{}, u.store.Delete(ctx, u.box.Name(), *v)
 	})
 }
 
