@@ -43,14 +43,14 @@ const (
 	// lifetime, since the token answer does not say.
 	refreshLifetime = 366 * 24 * time.Hour
 
-	// leaseTTL is how long a refresh holds its person's lease: longer
+	// signInLeaseTTL is how long a refresh holds its person's lease: longer
 	// than a refresh and its save take, short enough that a process that
 	// dies holding it costs the others no more than this wait.
-	leaseTTL = 20 * time.Second
+	signInLeaseTTL = 20 * time.Second
 
-	// leasePoll bounds the pause between two looks at the store while
+	// signInLeasePoll bounds the pause between two looks at the store while
 	// another process holds the lease.
-	leasePoll = 250 * time.Millisecond
+	signInLeasePoll = 250 * time.Millisecond
 
 	// sourceCacheSize bounds the sources a SignIn keeps in memory.
 	sourceCacheSize = 4096
@@ -419,7 +419,7 @@ func (u *userSource) refresh(ctx context.Context, refused *userEntry) (*userEntr
 func (u *userSource) run(fl *userFlight, cur, refused *userEntry) {
 	// The refresh runs to its end whoever waits for it: cut short, its
 	// answer would be lost, and the refresh token with it.
-	ctx, cancel := context.WithTimeout(u.ctx, leaseTTL+fetchTimeout)
+	ctx, cancel := context.WithTimeout(u.ctx, signInLeaseTTL+fetchTimeout)
 	e, retryAfter, err := u.obtain(ctx, cur, refused)
 	cancel()
 	now := time.Now()
@@ -684,7 +684,7 @@ func (l heldLease) renew() {
 		return
 	}
 	storeCallFor(l.u, l.u.ctx, "lease", func(ctx context.Context) (bool, error) {
-		return l.u.leaser.Lease(ctx, l.u.box.Name(), l.owner, time.Now().Add(leaseTTL))
+		return l.u.leaser.Lease(ctx, l.u.box.Name(), l.owner, time.Now().Add(signInLeaseTTL))
 	})
 }
 
@@ -698,10 +698,10 @@ func (u *userSource) lease(ctx context.Context, stale *userEntry) (l heldLease, 
 	}
 	owner := u.owner
 	key := u.box.Name()
-	pause := leasePoll / 5
+	pause := signInLeasePoll / 5
 	for {
 		ok, err := storeCallFor(u, ctx, "lease", func(ctx context.Context) (bool, error) {
-			return u.leaser.Lease(ctx, key, owner, time.Now().Add(leaseTTL))
+			return u.leaser.Lease(ctx, key, owner, time.Now().Add(signInLeaseTTL))
 		})
 		if err != nil {
 			return heldLease{}, nil
@@ -719,7 +719,7 @@ func (u *userSource) lease(ctx context.Context, stale *userEntry) (l heldLease, 
 			return heldLease{}, nil
 		case <-t.C:
 		}
-		pause = min(pause*2, leasePoll)
+		pause = min(pause*2, signInLeasePoll)
 	}
 }
 
