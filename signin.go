@@ -354,7 +354,7 @@ func newUserSource(s *SignIn, ctx context.Context, user string) *userSource {
 	rand.Read(u.owner)
 	c := *s.Config
 	c.Scopes = append([]string(nil), c.Scopes...)
-	u.w = &signInWire{cfg: &c, client: tokenClient(ctx), hcKey: contextClient(ctx), logger: s.Logger}
+	u.w = &signInWire{cfg: &c, client: tokenClient(contextClient(ctx)), hcKey: contextClient(ctx), logger: s.Logger}
 	return u
 }
 
@@ -806,13 +806,8 @@ func accountLocked(resp *http.Response) bool {
 		io.Reader
 		io.Closer
 	}{io.MultiReader(bytes.NewReader(b), resp.Body), resp.Body}
-	var m struct {
-		Message json.RawMessage `json:"message"`
-	}
-	if json.Unmarshal(b, &m) != nil {
-		return false
-	}
-	return strings.EqualFold(describeMessage(m.Message), lockedAccount)
+	_, msg := describe(b)
+	return strings.EqualFold(msg, lockedAccount)
 }
 
 // signInWire sends the sign-in flow's token requests.
@@ -874,43 +869,31 @@ func (w *signInWire) attempt(ctx context.Context, form url.Values, secrets []str
 	sent := time.Now()
 	resp, err := w.client.Do(req)
 	if err != nil {
-		msg := "token request failed (the server may have processed it)"
-		if !mentionsSecret(err.Error(), secrets...) {
-			msg += ": " + escapeControls(truncate(err.Error(), maxDescription))
-		}
-		cause := err
-		if mentionsSecret(err.Error(), secrets...) {
-			cause = context.Cause(ctx)
-		}
-		return nil, 0, false, &fetchError{msg: msg, cause: cause}
+		return nil, 0, false, transportError(signInReporter(ctx, secrets), "token request failed (the server may have processed it)", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodySize))
 	if err != nil {
-		return nil, 0, false, &fetchError{msg: "reading the token response failed (" + resp.Status + ")"}
+		return nil, 0, false, transportError(signInReporter(ctx, secrets), "reading the token response failed ("+statusLine(resp.StatusCode)+"; the server processed the request)", err)
 	}
 	if resp.StatusCode == http.StatusTooManyRequests {
 		retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
-	tok, err = parseSignInAnswer(resp, body, secrets, sent)
+	tok, err = parseSignInAnswer(signInReporter(ctx, secrets), resp, body, sent)
 	return tok, retryAfter, resp.StatusCode == http.StatusTooManyRequests, err
 }
 
-// mentionsSecret reports whether text mentions any of secrets, in any
-// spelling a server could echo it in.
-func mentionsSecret(text string, secrets ...string) bool {
-	var r redactor
-	for _, s := range secrets {
-		r.add(s)
-	}
-	return r.changes(text)
+// signInReporter returns the reporter of a token request's failure:
+// it withholds text that mentions one of secrets, the request's.
+func signInReporter(ctx context.Context, secrets []string) reporter {
+	return reporter{ctx: context.WithoutCancel(ctx), secrets: secrets}
 }
 
 // parseSignInAnswer reads a token answer of the sign-in flow: the token
 // plain, or inside FinCalc's {"success", "data"} envelope; an error in
 // league's shape (error, error_description, hint, message) or in
 // FinCalc's envelope.
-func parseSignInAnswer(resp *http.Response, body []byte, secrets []string, now time.Time) (*oauth2.Token, error) {
+func parseSignInAnswer(p reporter, resp *http.Response, body []byte, now time.Time) (*oauth2.Token, error) {
 	var obj map[string]json.RawMessage
 	jsonErr := json.Unmarshal(body, &obj)
 	var success *bool
@@ -919,10 +902,10 @@ func parseSignInAnswer(resp *http.Response, body []byte, secrets []string, now t
 	}
 	ok2xx := resp.StatusCode/100 == 2
 	if !ok2xx || (success != nil && !*success) {
-		return nil, signInRefusal(resp, body, obj, secrets)
+		return nil, signInRefusal(p, resp, body, obj)
 	}
 	malformed := func(problem string) error {
-		re := &oauth2.RetrieveError{Response: safeResponse(resp, secrets), ErrorDescription: "malformed token response: " + problem}
+		re := &oauth2.RetrieveError{Response: p.response(resp), ErrorDescription: "malformed token response: " + problem}
 		return &fetchError{msg: "malformed token response (" + re.Response.Status + "): " + problem, cause: re}
 	}
 	if jsonErr != nil || obj == nil {
@@ -977,32 +960,26 @@ func parseSignInAnswer(resp *http.Response, body []byte, secrets []string, now t
 	}, nil
 }
 
-// signInRefusal reports a refused token request.
-func signInRefusal(resp *http.Response, body []byte, obj map[string]json.RawMessage, secrets []string) error {
-	var code, desc, hint string
-	json.Unmarshal(obj["error"], &code)
-	json.Unmarshal(obj["error_description"], &desc)
+// signInRefusal reports a refused token request: league's error and
+// description, with its hint, or FinCalc's message, each withheld whole
+// if it mentions a secret of the request.
+func signInRefusal(p reporter, resp *http.Response, body []byte, obj map[string]json.RawMessage) error {
+	code, desc := describe(body)
+	var hint string
 	json.Unmarshal(obj["hint"], &hint)
-	if desc == "" {
-		desc = describeMessage(obj["message"])
-	}
-	desc = strings.TrimSpace(desc)
 	if hint = strings.TrimSpace(hint); hint != "" {
 		desc += " (" + hint + ")"
 	}
-	if !headerSafe(code) || mentionsSecret(code, secrets...) {
+	if !headerSafe(code) || p.withheld(code) != "" {
 		code = ""
 	}
-	withheld := mentionsSecret(desc, secrets...)
-	if withheld {
-		desc = ""
-	}
+	desc, why := p.text(desc)
 	re := &oauth2.RetrieveError{
-		Response:         safeResponse(resp, secrets),
+		Response:         p.response(resp),
 		ErrorCode:        code,
-		ErrorDescription: escapeControls(desc),
+		ErrorDescription: desc,
 	}
-	if !mentionsSecret(string(body), secrets...) {
+	if p.withheld(string(body)) == "" {
 		re.Body = body
 	}
 	msg := "token request failed: " + re.Response.Status
@@ -1013,39 +990,13 @@ func signInRefusal(resp *http.Response, body []byte, obj map[string]json.RawMess
 		msg += ": " + code
 	}
 	switch {
-	case withheld:
-		msg += ": (description withheld: it mentions a secret)"
+	case why != "":
+		msg += ": (the description is " + why + ")"
 	case desc != "":
-		msg += ": " + truncate(re.ErrorDescription, maxDescription)
+		msg += ": " + desc
 	}
 	if wait := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); wait > 0 {
 		msg += fmt.Sprintf(" (the server asked to wait %v before trying again)", wait)
 	}
 	return &fetchError{msg: msg, cause: re}
-}
-
-// safeResponse returns a copy of resp fit to keep in an error: no body,
-// no header value that mentions a secret, and a request with neither
-// body nor Authorization header.
-func safeResponse(resp *http.Response, secrets []string) *http.Response {
-	c := *resp
-	if mentionsSecret(c.Status, secrets...) {
-		c.Status = fmt.Sprintf("%d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
-	}
-	c.Header = make(http.Header, len(resp.Header))
-	for k, vs := range resp.Header {
-		for _, v := range vs {
-			if !mentionsSecret(v, secrets...) {
-				c.Header[k] = append(c.Header[k], escapeControls(v))
-			}
-		}
-	}
-	c.Body = http.NoBody
-	c.Trailer = nil
-	if resp.Request != nil {
-		h := resp.Request.Header.Clone()
-		h.Del("Authorization")
-		c.Request = &http.Request{Method: resp.Request.Method, URL: resp.Request.URL, Proto: resp.Request.Proto, Header: h, Host: resp.Request.Host}
-	}
-	return &c
 }

@@ -1,6 +1,7 @@
 package fincalcauth
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -21,5 +22,5 @@ func CachedSources(s *SignIn) int {
 // ParseSignInAnswer parses a whole answer of the sign-in token endpoint,
 // reporting it without secrets.
 func ParseSignInAnswer(resp *http.Response, body []byte, secrets []string, now time.Time) (*oauth2.Token, error) {
-	return parseSignInAnswer(resp, body, secrets, now)
+	return parseSignInAnswer(signInReporter(context.Background(), secrets), resp, body, now)
 }
