@@ -2,6 +2,7 @@ package fincalcauth_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net/http"
 	"sync"
@@ -125,17 +126,40 @@ func BenchmarkSignInExpiredAtOnce(b *testing.B) {
 	b.ReportMetric(float64(distinct.Load())/float64(rounds), "distinct-tokens/round")
 }
 
+// fullFleet makes TestSignInFleetOverADay run its FileStore fleet at
+// full size, as BENCHMARKS.md reports it: about two minutes.
+var fullFleet = flag.Bool("signin.fullfleet", false, "run the FileStore fleet of TestSignInFleetOverADay at full size")
+
 // TestSignInFleetOverADay runs a fleet of 100 processes' SignIns on one
 // store for 1,000 people through a simulated day of hourly tokens, each
 // person asking every 30 minutes through a process picked in turn: one
 // refresh per token lifetime that ends, per person; no invalid_grant;
 // nobody signed out. Under the race detector, or with -short, it runs
-// 10 processes for 100 people.
+// 10 processes for 100 people, and on a FileStore 5 for 50 unless
+// -signin.fullfleet is given.
 func TestSignInFleetOverADay(t *testing.T) {
-	processes, people := 100, 1000
-	if raceEnabled || testing.Short() {
-		processes, people = 10, 100
+	small := raceEnabled || testing.Short()
+	stores := []struct {
+		name                 string
+		make                 func() fincalcauth.Store
+		small                bool
+		smallProcs, smallPpl int
+	}{
+		{"in-memory Leaser", func() fincalcauth.Store { return newMemLeaser() }, small, 10, 100},
+		{"FileStore", func() fincalcauth.Store { return fincalcauth.NewFileStore(t.TempDir()) }, small || !*fullFleet, 5, 50},
 	}
+	for _, st := range stores {
+		t.Run(st.name, func(t *testing.T) {
+			processes, people := 100, 1000
+			if st.small {
+				processes, people = st.smallProcs, st.smallPpl
+			}
+			fleetOverADay(t, st.make(), processes, people)
+		})
+	}
+}
+
+func fleetOverADay(t *testing.T, store fincalcauth.Store, processes, people int) {
 	const (
 		lifetime = time.Hour
 		step     = 30 * time.Minute
@@ -145,7 +169,6 @@ func TestSignInFleetOverADay(t *testing.T) {
 		f := newSignInFake()
 		f.SetTokenLifetime(lifetime)
 		f.SetSignInThrottle(0)
-		store := newMemLeaser()
 		apps := make([]*fincalcauth.SignIn, processes)
 		for i := range apps {
 			apps[i] = &fincalcauth.SignIn{Config: f.SignInConfig(redirectURL), Store: store}
