@@ -80,6 +80,18 @@ func BenchmarkSignInClientPerRequest(b *testing.B) {
 // requests, invalid_grant answers and distinct tokens handed out per
 // round: 1, 0, 1.
 func BenchmarkSignInExpiredAtOnce(b *testing.B) {
+	for _, st := range []struct {
+		name string
+		make func() fincalcauth.Store
+	}{
+		{"in-memory-Leaser", func() fincalcauth.Store { return newMemLeaser() }},
+		{"FileStore", func() fincalcauth.Store { return fincalcauth.NewFileStore(b.TempDir()) }},
+	} {
+		b.Run("store="+st.name, func(b *testing.B) { expiredAtOnce(b, st.make) })
+	}
+}
+
+func expiredAtOnce(b *testing.B, newStore func() fincalcauth.Store) {
 	const sources = 50
 	var refreshes, invalid, distinct atomic.Int64
 	rounds := 0
@@ -89,7 +101,7 @@ func BenchmarkSignInExpiredAtOnce(b *testing.B) {
 		f := newSignInFake()
 		f.SetTokenLifetime(11 * time.Second) // valid for 1 s, then within expiryDelta
 		f.SetSignInThrottle(0)
-		store := newMemLeaser()
+		store := newStore()
 		apps := make([]*fincalcauth.SignIn, sources)
 		for i := range apps {
 			apps[i] = &fincalcauth.SignIn{Config: f.SignInConfig(redirectURL), Store: store}
