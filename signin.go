@@ -72,8 +72,9 @@ const (
 // otherwise refreshes and saves the new pair before it releases the
 // lease, so that a fleet sends one refresh per expired token. Without a
 // Leaser, processes that refresh at once may spend the same refresh
-// token; the loser finds the winner's token in the store on its
-// invalid_grant.
+// token: the loser, on its invalid_grant, looks in the store once and
+// uses the winner's token if it is there already; if not, that one call
+// fails with [ErrSignInRequired], and the next one finds the winner's.
 //
 // A refresh is never sent twice: if its answer is lost (a dropped
 // connection, a timeout), the server may have rotated the token, and the
