@@ -36,11 +36,23 @@ func fakeSignInConfig(base string) *oauth2.Config {
 
 // signInChild is one process: it says "ready", waits for the go file to
 // appear, asks for ada's token and prints a digest of it, or the error.
+// With a go file of "get", it makes an API request for ada instead and
+// prints its status.
 func signInChild(spec string) {
 	dir, rest, _ := strings.Cut(spec, "|")
 	base, goFile, _ := strings.Cut(rest, "|")
 	app := &fincalcauth.SignIn{Config: fakeSignInConfig(base), Store: fincalcauth.NewFileStore(dir)}
 	ts := app.TokenSource(context.Background(), "ada")
+	if goFile == "get" {
+		resp, err := app.Client(context.Background(), "ada").Get(base + fincalcauthtest.ClientsPath)
+		if err != nil {
+			fmt.Println("error", err)
+			return
+		}
+		resp.Body.Close()
+		fmt.Println("status", resp.StatusCode)
+		return
+	}
 	fmt.Println("ready")
 	for {
 		if _, err := os.Stat(goFile); err == nil {
@@ -121,5 +133,39 @@ func TestSignInProcessesRefreshOnce(t *testing.T) {
 		if !strings.HasPrefix(k, "token ") {
 			t.Errorf("answer %q", k)
 		}
+	}
+}
+
+// TestSignInStaleProcessAcrossProcesses: this process holds ada's token;
+// another process, to which the API refuses it, rotates it; this
+// process's next request gets the API's 401, finds the new token in the
+// FileStore and replays: one refresh, no invalid_grant.
+func TestSignInStaleProcessAcrossProcesses(t *testing.T) {
+	dir := t.TempDir()
+	fake := fincalcauthtest.NewServer()
+	defer fake.Close()
+	app := &fincalcauth.SignIn{Config: fake.SignInConfig(redirectURL), Store: fincalcauth.NewFileStore(dir)}
+	(&signInFake{fake, context.Background()}).signIn(t, app, "ada")
+	get := func() int {
+		resp, err := app.Client(context.Background(), "ada").Get(fake.URL + fincalcauthtest.ClientsPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	get()
+	fake.ExpireTokens()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSignInProcessesRefreshOnce$")
+	cmd.Env = append(os.Environ(), signInChildEnv+"="+dir+"|"+fake.URL+"|get")
+	out, err := cmd.Output()
+	if first, _, _ := strings.Cut(string(out), "\n"); err != nil || first != "status 200" {
+		t.Fatalf("the other process: %q, %v", out, err)
+	}
+	if status := get(); status != 200 {
+		t.Errorf("this process after the rotation: %d", status)
+	}
+	if s := fake.SignInStats(); s.Refreshes != 1 || s.InvalidGrants != 0 {
+		t.Errorf("stats %+v; want 1 refresh, 0 invalid_grant", s)
 	}
 }
