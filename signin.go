@@ -93,6 +93,10 @@ const (
 // or has a TokenURL that is not https (plain http only to a loopback
 // host), or if Store is nil.
 //
+// Logger, if set, receives a Warn record for each failed refresh, failed
+// store call and locked account, and an Error record for each refreshed
+// pair that the store did not take; no record holds a secret.
+//
 // Credentials go in the form body, or in an HTTP Basic header when
 // Config.Endpoint.AuthStyle is [oauth2.AuthStyleInHeader]. A SignIn must
 // not be copied or its fields changed after first use; it is safe for
