@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"container/list"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -355,8 +354,7 @@ func newUserSource(s *SignIn, ctx context.Context, user string) *userSource {
 		logger: s.Logger,
 	}
 	u.leaser, _ = s.Store.(Leaser)
-	u.owner = make([]byte, 16)
-	rand.Read(u.owner)
+	u.owner = newOwner()
 	c := *s.Config
 	c.Scopes = append([]string(nil), c.Scopes...)
 	u.w = &signInWire{cfg: &c, client: tokenClient(contextClient(ctx)), hcKey: contextClient(ctx), logger: s.Logger}

@@ -25,50 +25,6 @@ import (
 // redirectURL is the registered redirect URI of the tests' application.
 const redirectURL = "https://app.example/callback"
 
-// memLeaser is a memStore that grants leases, as the Leaser contract
-// says, and counts the leases granted.
-type memLeaser struct {
-	*memStore
-	lmu     sync.Mutex
-	leases  map[string]lease
-	granted atomic.Int64
-}
-
-type lease struct {
-	owner  []byte
-	expiry time.Time
-}
-
-func newMemLeaser() *memLeaser {
-	return &memLeaser{memStore: newMemStore(), leases: map[string]lease{}}
-}
-
-func (s *memLeaser) Lease(ctx context.Context, key string, owner []byte, expiry time.Time) (bool, error) {
-	if err := s.enter(); err != nil {
-		return false, err
-	}
-	s.lmu.Lock()
-	defer s.lmu.Unlock()
-	if l, ok := s.leases[key]; ok && time.Now().Before(l.expiry) && !bytes.Equal(l.owner, owner) {
-		return false, nil
-	}
-	s.leases[key] = lease{bytes.Clone(owner), expiry}
-	s.granted.Add(1)
-	return true, nil
-}
-
-func (s *memLeaser) Release(ctx context.Context, key string, owner []byte) error {
-	if err := s.enter(); err != nil {
-		return err
-	}
-	s.lmu.Lock()
-	defer s.lmu.Unlock()
-	if l, ok := s.leases[key]; ok && bytes.Equal(l.owner, owner) {
-		delete(s.leases, key)
-	}
-	return nil
-}
-
 // signInFake is a memory fake and the context that reaches it.
 type signInFake struct {
 	*fincalcauthtest.Server
