@@ -161,6 +161,7 @@ type Server struct {
 	tokens      map[string]issued // by access token
 	requests    []TokenRequest
 	apiRequests int
+	signIn      signInState // the sign-in flow, whose access tokens are in tokens too
 }
 
 // issued is what the server knows of a token it issued.
@@ -236,6 +237,7 @@ func newServer() *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc(TokenPath, s.serveToken)
 	mux.Handle(ClientsPath, s.RequireToken(http.HandlerFunc(serveClients)))
+	s.initSignIn(mux)
 	s.handler = mux
 	return s
 }
@@ -462,6 +464,9 @@ func (s *Server) RequireToken(h http.Handler) http.Handler {
 		if !strings.EqualFold(scheme, "Bearer") || !s.ValidToken(token) {
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 			writeAPIFailure(w, http.StatusUnauthorized, "Unauthenticated.")
+			return
+		}
+		if s.accountLocked(w, token) {
 			return
 		}
 		h.ServeHTTP(w, r)

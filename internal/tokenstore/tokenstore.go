@@ -30,13 +30,15 @@ const MaxValue = 16 << 10
 // salt is the HKDF salt of every key the package derives.
 var salt = []byte("fincalcauth token store")
 
-// sealed is what a sealed value holds: enough to use the token and to
-// schedule its refresh.
+// sealed is what a sealed value holds: enough to use the token, to
+// schedule its refresh and, for the sign-in flow, to refresh it. Values
+// sealed before RefreshToken existed open with it empty.
 type sealed struct {
-	AccessToken string    `json:"access_token"`
-	TokenType   string    `json:"token_type"`
-	Expiry      time.Time `json:"expiry"`
-	ExpiresIn   int64     `json:"expires_in"` // the lifetime FinCalc gave, in seconds
+	AccessToken  string    `json:"access_token"`
+	TokenType    string    `json:"token_type"`
+	Expiry       time.Time `json:"expiry"`
+	ExpiresIn    int64     `json:"expires_in"` // the lifetime FinCalc gave, in seconds
+	RefreshToken string    `json:"refresh_token,omitempty"`
 }
 
 // Box names and seals the tokens of one set of credentials.
@@ -82,9 +84,9 @@ func derive(secret, purpose string) []byte {
 func (b *Box) Name() string { return b.name }
 
 // Seal returns t sealed for b's key name: its access token, type,
-// expiry and lifetime (ExpiresIn), not its Extra fields.
+// expiry, lifetime (ExpiresIn) and refresh token, not its Extra fields.
 func (b *Box) Seal(t *oauth2.Token) []byte {
-	plain, err := json.Marshal(sealed{AccessToken: t.AccessToken, TokenType: t.Type(), Expiry: t.Expiry, ExpiresIn: t.ExpiresIn})
+	plain, err := json.Marshal(sealed{AccessToken: t.AccessToken, TokenType: t.Type(), Expiry: t.Expiry, ExpiresIn: t.ExpiresIn, RefreshToken: t.RefreshToken})
 	if err != nil {
 		panic("tokenstore: " + err.Error()) // strings, a time and an integer always encode
 	}
@@ -123,7 +125,7 @@ func (b *Box) Open(v []byte) *oauth2.Token {
 	if plain == nil || json.Unmarshal(plain, &t) != nil || t.AccessToken == "" || t.ExpiresIn <= 0 {
 		return nil
 	}
-	return &oauth2.Token{AccessToken: t.AccessToken, TokenType: t.TokenType, Expiry: t.Expiry, ExpiresIn: t.ExpiresIn}
+	return &oauth2.Token{AccessToken: t.AccessToken, TokenType: t.TokenType, Expiry: t.Expiry, ExpiresIn: t.ExpiresIn, RefreshToken: t.RefreshToken}
 }
 
 func (b *Box) additional() []byte { return []byte("fincalcauth token v1\x00" + b.name) }
