@@ -77,24 +77,34 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // send sends req, which carries e's token. A failure whose text mentions
 // a token (net/http quotes a malformed header line, which may echo the
 // Authorization header) is reported as its kind alone (see
-// transportError), and so is an
-// answer whose Location quotes a token, which net/http would quote in
-// the error of a redirect it cannot follow.
+// transportError), and so is an answer whose Location quotes a token,
+// which net/http would quote in the error of a redirect it cannot
+// follow. The check is made only when there is a failure or a Location:
+// an answer without costs nothing.
 func (t *transport) send(req *http.Request, e *entry) (*http.Response, error) {
-	rep := t.r.f.reporter(req.Context())
-	rep.secrets = append(rep.secrets, e.tok.AccessToken)
 	resp, err := t.base.RoundTrip(req)
-	if err != nil && rep.withheld(err.Error()) != "" {
-		return nil, transportError(rep, "fincalcauth: API request failed", err)
-	}
 	if err != nil {
+		rep := t.reporter(req, e)
+		if rep.withheld(err.Error()) != "" {
+			return nil, transportError(rep, "fincalcauth: API request failed", err)
+		}
 		return nil, err
 	}
-	if loc := resp.Header.Get("Location"); loc != "" && rep.withheld(loc) != "" {
-		resp.Body.Close()
-		return nil, fmt.Errorf("fincalcauth: API request answered %s with a Location header that is %s", statusLine(resp.StatusCode), rep.withheld(loc))
+	if loc := resp.Header.Get("Location"); loc != "" {
+		if why := t.reporter(req, e).withheld(loc); why != "" {
+			resp.Body.Close()
+			return nil, fmt.Errorf("fincalcauth: API request answered %s with a Location header that is %s", statusLine(resp.StatusCode), why)
+		}
 	}
 	return resp, nil
+}
+
+// reporter returns the reporter of a failure of req, which carries e's
+// token.
+func (t *transport) reporter(req *http.Request, e *entry) reporter {
+	rep := t.r.f.reporter(req.Context())
+	rep.secrets = append(rep.secrets, e.tok.AccessToken)
+	return rep
 }
 
 // carriesToken reports whether req may carry the bearer token: it is the
