@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -400,4 +402,28 @@ func sameError(a, b error) bool {
 		return a == b
 	}
 	return a.Error() == b.Error()
+}
+
+func TestObserverSeesLeases(t *testing.T) {
+	// A store that grants leases: the lease taken before the fetch is
+	// reported as a store operation.
+	fake := fincalcauthtest.NewServer()
+	defer fake.Close()
+	rec := &recorder{}
+	cfg := fake.ClientConfig()
+	cfg.Store = fincalcauth.NewFileStore(t.TempDir())
+	cfg.Observer = rec
+	if _, err := cfg.TokenSource(context.Background()).Token(); err != nil {
+		t.Fatal(err)
+	}
+	got := rec.take()
+	var ops []string
+	for _, line := range got {
+		if strings.HasPrefix(line, "store ") {
+			ops = append(ops, strings.Fields(line)[1]+" "+strings.Fields(line)[2])
+		}
+	}
+	if !slices.Contains(ops, "lease ok") || !slices.Contains(ops, "save ok") {
+		t.Errorf("store operations %q, want a lease granted and a save among them", ops)
+	}
 }
