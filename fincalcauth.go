@@ -1,5 +1,6 @@
-// Package fincalcauth gets OAuth2 access tokens for the FinCalc API from
-// its client-credentials endpoint, for use with [golang.org/x/oauth2].
+// Package fincalcauth gets OAuth2 access tokens for the FinCalc API, for
+// use with [golang.org/x/oauth2]: from its client-credentials endpoint
+// with [Config], and for people who sign in with FinCalc with [SignIn].
 //
 // FinCalc's token endpoint takes a JSON body with an extra email_address
 // and wraps its answer in a {"success": ..., "data": ...} envelope, so
@@ -19,10 +20,10 @@
 //
 // Within one fetch, a transient failure (a connection error other than a
 // certificate that fails to verify, a timeout, or HTTP 408, 429, 500,
-// 502, 503 or 504) is retried, up to 4 attempts in all, after sleeps of
-// about 250ms, 500ms and 1s with jitter, lengthened by a Retry-After
-// header, 2 seconds in all at most: a Retry-After that asks for more
-// ends the fetch at once. Any other failure is final.
+// 502, 503 or 504) is retried, up to 4 attempts, after sleeps of about
+// 250ms, 500ms and 1s with jitter, lengthened by a Retry-After, 2 seconds
+// in all at most: a Retry-After that asks for more ends the fetch. Any
+// other failure is final. Errors from FinCalc wrap an [*oauth2.RetrieveError].
 //
 // A source from [Config.TokenSource] or [Config.Client] fetches a token
 // when first asked, then replaces it [Config.RefreshAhead] before its
@@ -30,27 +31,25 @@
 // takes 30 seconds at most. After a failed fetch, the next one waits for
 // a cool-down of about 1 second that doubles with each further failure
 // up to 1 minute, or longer if a Retry-After asks; meanwhile callers get
-// the current token while it is valid, and otherwise the last error at
-// once. Nothing runs while nobody asks for a token. Sources that share a
-// [Config.Store] share one token, and a fleet sends FinCalc one token
-// request per cycle if the store grants leases ([Leaser]), else one per
-// process whose fetches overlap.
-// Errors from FinCalc wrap an [*oauth2.RetrieveError], as in x/oauth2.
+// the current token while it is valid, else the last error at once.
+// Nothing runs while nobody asks for a token. Sources that share a
+// [Config.Store] share one token: a fleet sends FinCalc one token request
+// per cycle if the store grants leases ([Leaser]), else one per process
+// whose fetches overlap.
 //
 // # Secrets
 //
 // The client secret and the tokens a source holds or has handed out are
 // never in an error, what it wraps, or a log record. A server's text is
-// reported only as the description parsed from its answer, capped, with
-// control characters escaped, and is withheld whole, with a note saying
-// so, if it mentions one of them or an access token of the same answer:
-// decoded layer after layer (JSON and Go escapes, percent-encoding, HTML
-// entities), it holds one, or 8 bytes of one in a row. A RetrieveError
-// keeps the Body only of a refusal read whole that mentions none, the
-// status as code and standard text, and a few headers; its Request leads
-// back to no body. A transport failure is reported by its kind, and its
-// text and cause only if they mention none. A Config prints REDACTED in
-// place of its secret.
+// reported only as its parsed description, capped, control characters
+// escaped, and withheld whole, saying so, if it mentions one of them or
+// an access token of the same answer: decoded layer after layer (JSON and
+// Go escapes, percent-encoding, HTML entities), it holds one, or 8 bytes
+// of one in a row. A RetrieveError keeps only the Body of a refusal read
+// whole that mentions none, the status as code and standard text, and a
+// few headers; its Request leads back to no body. A transport failure is
+// reported by its kind, with its cause only if that mentions none. A
+// Config prints REDACTED in place of its secret.
 package fincalcauth
 
 import (
