@@ -12,9 +12,8 @@
 //	client := cfg.Client(ctx)
 //	resp, err := client.Get("https://api.fincalc.co.uk/api/v2/clients")
 //
-// The client adds "Authorization: Bearer <token>" to each request and
-// replaces the token before it expires. [Config.TokenSource] serves the
-// same tokens to other x/oauth2 code, and [Config.Token] fetches one.
+// The client sends "Authorization: Bearer <token>" and replaces the token
+// before it expires; [Config.TokenSource] serves the same tokens.
 //
 // # Refresh and failure policy
 //
@@ -32,10 +31,9 @@
 // a cool-down of about 1 second that doubles with each further failure
 // up to 1 minute, or longer if a Retry-After asks; meanwhile callers get
 // the current token while it is valid, else the last error at once.
-// Nothing runs while nobody asks for a token. Sources that share a
-// [Config.Store] share one token: a fleet sends FinCalc one token request
-// per cycle if the store grants leases ([Leaser]), else one per process
-// whose fetches overlap.
+// Nothing runs while nobody asks. Sources that share a [Config.Store]
+// share one token: a fleet sends one token request per cycle if the store
+// grants leases ([Leaser]), else one per process whose fetches overlap.
 //
 // # Secrets
 //
