@@ -41,7 +41,7 @@ func asTokenError(err error) error {
 }
 
 // Observer is told what sources and clients do, for metrics, traces and
-// health checks: set one in [Config.Observer]. Package
+// health checks: set one in [Config.Observer] or [SignIn.Observer]. Package
 // github.com/gofincalc/fincalcauth/otelfincalc turns the events into
 // OpenTelemetry metrics and spans; [Health] keeps the state a health
 // check needs; [MultiObserver] combines observers.
@@ -121,6 +121,8 @@ type FetchStart struct {
 	// Source identifies the credentials without revealing them: the first
 	// 8 characters of their key name in a [Store], which is the same for
 	// every source of one Config's credentials, with or without a store.
+	// For a [SignIn], the first 8 characters of the key name of the
+	// user's entry.
 	Source string
 	// Background is true when no caller waits for the fetch: it replaces
 	// a token that is still valid.
@@ -154,7 +156,8 @@ type FetchEnd struct {
 	Duration time.Duration
 	// Expiry is FinCalc's expiry of the token fetched, if any.
 	Expiry time.Time
-	// Err is the error the fetch returned, a [*TokenError], or nil.
+	// Err is the error the fetch returned, a [*TokenError] (for a
+	// [SignIn], the token request's error), or nil.
 	Err error
 }
 
@@ -186,7 +189,8 @@ type TokenInUse struct {
 }
 
 // Unauthorized reports that the API answered 401 to a request of a
-// client from [Config.Client], before the token's expiry.
+// client from [Config.Client] or [SignIn.Client], before the token's
+// expiry.
 type Unauthorized struct {
 	Source string // as in [FetchStart]
 	// Replayed is true if the request was sent again with a new token;
@@ -343,15 +347,22 @@ type fetchTrace struct {
 // startTrace begins reporting a fetch under ctx, the fetch's context,
 // or under the context that a refresher put in it.
 func (f *fetcher) startTrace(ctx context.Context) *fetchTrace {
-	if f.obs == nil {
+	return startTrace(f.obs, f.source, ctx)
+}
+
+// startTrace begins reporting to obs, if not nil, a fetch of source
+// under ctx, the fetch's context, or under the context that a
+// refresher or a sign-in source put in it.
+func startTrace(obs Observer, source string, ctx context.Context) *fetchTrace {
+	if obs == nil {
 		return nil
 	}
-	e := FetchStart{Source: f.source}
+	e := FetchStart{Source: source}
 	if o, ok := ctx.Value(callerKey{}).(observed); ok {
 		ctx, e.Background = o.ctx, o.background
 	}
 	now := time.Now()
-	return &fetchTrace{obs: f.obs, ctx: f.obs.StartFetch(ctx, e), source: f.source, start: now, sent: now}
+	return &fetchTrace{obs: obs, ctx: obs.StartFetch(ctx, e), source: source, start: now, sent: now}
 }
 
 // attempt reports the end of an attempt, and starts timing the next.
@@ -416,7 +427,13 @@ func (r *refresher) tookIntoUse(ctx context.Context, e *entry) {
 // poll, made while waiting for another process's fetch, is reported only
 // when it finds something or fails: a wait makes many.
 func (r *refresher) storeOp(ctx context.Context, op StoreOperation, poll bool, v any, err error, d time.Duration) {
-	e := StoreOp{Source: r.f.source, Operation: op, Outcome: OutcomeOK, Duration: d, Err: err}
+	reportStoreOp(r.f.obs, r.f.source, ctx, op, poll, v, err, d)
+}
+
+// reportStoreOp reports to obs a store call of source under ctx, as
+// [refresher.storeOp] says.
+func reportStoreOp(obs Observer, source string, ctx context.Context, op StoreOperation, poll bool, v any, err error, d time.Duration) {
+	e := StoreOp{Source: source, Operation: op, Outcome: OutcomeOK, Duration: d, Err: err}
 	switch v := v.(type) {
 	case []byte:
 		e.Outcome = OutcomeHit
@@ -434,10 +451,21 @@ func (r *refresher) storeOp(ctx context.Context, op StoreOperation, poll bool, v
 	if poll && e.Outcome == OutcomeMiss {
 		return
 	}
-	r.f.obs.Observe(obsContext(ctx), e)
+	obs.Observe(obsContext(ctx), e)
 }
 
 // unauthorized reports a 401 from the API to a request under ctx.
 func (r *refresher) unauthorized(ctx context.Context, replayed bool) {
 	r.f.obs.Observe(ctx, Unauthorized{Source: r.f.source, Replayed: replayed})
+}
+
+// tookIntoUse reports that e, obtained under ctx, is now u's token. A
+// sign-in token is replaced when it stops being served: its RefreshAt is
+// its ValidUntil.
+func (u *userSource) tookIntoUse(ctx context.Context, e *userEntry) {
+	if u.obs == nil {
+		return
+	}
+	u.obs.Observe(obsContext(ctx), TokenInUse{Source: u.source, FromStore: e.loaded,
+		Expiry: e.tok.Expiry, RefreshAt: e.validUntil, ValidUntil: e.validUntil})
 }

@@ -96,6 +96,18 @@ const (
 // store call and locked account, and an Error record for each refreshed
 // pair that the store did not take; no record holds a secret.
 //
+// Observer, if set, is told what the sources of all users do, as
+// [Config.Observer] is: each token request of the code exchange and of
+// each refresh as a fetch, with the context of the caller that waits for
+// it; each store call but a lease's release; each token that a source
+// takes into use (there is no refresh ahead: its RefreshAt is its
+// ValidUntil); each 401 from the API to a request of [SignIn.Client]. The
+// Source of an event is the first 8 characters of the key name of the
+// user's entry, a keyed hash; it differs from one user to another, so a
+// [Health] set here reports on whichever user's token was taken into use
+// last. The Err of a [FetchEnd] is the token request's error, not a
+// [TokenError]. Nil reports nothing.
+//
 // Credentials go in the form body, or in an HTTP Basic header when
 // Config.Endpoint.AuthStyle is [oauth2.AuthStyleInHeader]. A SignIn must
 // not be copied or its fields changed after first use; it is safe for
@@ -104,6 +116,10 @@ type SignIn struct {
 	Config *oauth2.Config // ClientID, ClientSecret, RedirectURL, Scopes; Endpoint: Endpoint or a fake's
 	Store  Store          // required: where each user's tokens live, sealed as today's tokens are
 	Logger *slog.Logger   // optional, as Config.Logger
+
+	// Observer, if set, is told about fetches, store calls, tokens taken
+	// into use and 401s, as described above. Nil reports nothing.
+	Observer Observer
 
 	checked sync.Once
 	invalid error // what validate found, once
@@ -259,14 +275,14 @@ func (s *SignIn) SignOut(ctx context.Context, user string) error {
 	s.mu.Unlock()
 	u := newUserSource(s, ctx, user)
 	for range 3 {
-		v, err := storeCallFor(u, ctx, "load", func(ctx context.Context) ([]byte, error) { return s.Store.Load(ctx, u.box.Name()) })
+		v, err := storeCallFor(u, ctx, "load", false, func(ctx context.Context) ([]byte, error) { return s.Store.Load(ctx, u.box.Name()) })
 		if err != nil {
 			return fmt.Errorf("fincalcauth: signing out: reading the store: %w", err)
 		}
 		if v == nil {
 			return nil
 		}
-		if _, err := storeCallFor(u, ctx, "delete", func(ctx context.Context) (struct{}, error) {
+		if _, err := storeCallFor(u, ctx, "delete", false, func(ctx context.Context) (struct{}, error) {
 			return struct{}{}, s.Store.Delete(ctx, u.box.Name(), v)
 		}); err != nil {
 			return fmt.Errorf("fincalcauth: signing out: deleting from the store: %w", err)
@@ -321,6 +337,8 @@ type userSource struct {
 	w      *signInWire
 	ctx    context.Context // values only
 	logger *slog.Logger
+	obs    Observer // SignIn.Observer
+	source string   // the Source of obs's events
 
 	cur atomic.Pointer[userEntry]
 
@@ -337,6 +355,7 @@ type userEntry struct {
 	tok        *oauth2.Token          // with its refresh token
 	stored     atomic.Pointer[[]byte] // the sealed value the store holds, once known
 	validUntil time.Time
+	loaded     bool // it came from the store
 }
 
 type userFlight struct {
@@ -355,9 +374,12 @@ func newUserSource(s *SignIn, ctx context.Context, user string) *userSource {
 	}
 	u.leaser, _ = s.Store.(Leaser)
 	u.owner = newOwner()
+	if s.Observer != nil {
+		u.obs, u.source = s.Observer, u.box.Name()[:8]
+	}
 	c := *s.Config
 	c.Scopes = append([]string(nil), c.Scopes...)
-	u.w = &signInWire{cfg: &c, client: tokenClient(contextClient(ctx)), hcKey: contextClient(ctx), logger: s.Logger}
+	u.w = &signInWire{cfg: &c, client: tokenClient(contextClient(ctx)), hcKey: contextClient(ctx), logger: s.Logger, obs: u.obs, source: u.source}
 	return u
 }
 
@@ -408,7 +430,7 @@ func (u *userSource) refresh(ctx context.Context, refused *userEntry) (*userEntr
 		}
 		fl = &userFlight{done: make(chan struct{})}
 		u.inflight = fl
-		go u.run(fl, cur, refused)
+		go u.run(fl, cur, refused, ctx)
 	}
 	u.mu.Unlock()
 	select {
@@ -419,12 +441,19 @@ func (u *userSource) refresh(ctx context.Context, refused *userEntry) (*userEntr
 	}
 }
 
-func (u *userSource) run(fl *userFlight, cur, refused *userEntry) {
+// run refreshes for the flight fl, which caller's context waits for.
+func (u *userSource) run(fl *userFlight, cur, refused *userEntry, caller context.Context) {
 	// The refresh runs to its end whoever waits for it: cut short, its
 	// answer would be lost, and the refresh token with it.
 	ctx, cancel := context.WithTimeout(u.ctx, signInLeaseTTL+fetchTimeout)
+	if u.obs != nil {
+		ctx = withCaller(ctx, u.ctx, caller)
+	}
 	e, retryAfter, err := u.obtain(ctx, cur, refused)
 	cancel()
+	if err == nil {
+		u.tookIntoUse(ctx, e)
+	}
 	now := time.Now()
 	u.mu.Lock()
 	u.inflight = nil
@@ -552,6 +581,7 @@ func (u *userSource) install(ctx context.Context, e *userEntry) {
 	u.lastErr, u.failures, u.nextTry = nil, 0, time.Time{}
 	u.cur.Store(e)
 	u.mu.Unlock()
+	u.tookIntoUse(ctx, e)
 	if !u.save(ctx, e) {
 		go u.saveUntilStored(e, heldLease{})
 	}
@@ -568,7 +598,7 @@ func (u *userSource) forget() {
 // failure is logged at Error.
 func (u *userSource) save(ctx context.Context, e *userEntry) bool {
 	v := u.box.Seal(e.tok)
-	_, err := storeCallFor(u, ctx, "save", func(ctx context.Context) (struct{}, error) {
+	_, err := storeCallFor(u, ctx, "save", false, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, u.store.Save(ctx, u.box.Name(), v, e.tok.Expiry.Add(refreshLifetime))
 	})
 	if err != nil {
@@ -609,7 +639,16 @@ func (u *userSource) saveUntilStored(e *userEntry, l heldLease) {
 // load returns the entry the store holds, or nil for none; err is the
 // store's failure.
 func (u *userSource) load(ctx context.Context) (*userEntry, error) {
-	v, err := storeCallFor(u, ctx, "load", func(ctx context.Context) ([]byte, error) { return u.store.Load(ctx, u.box.Name()) })
+	return u.loadEntry(ctx, false)
+}
+
+// poll is load while waiting for another process's refresh.
+func (u *userSource) poll(ctx context.Context) (*userEntry, error) {
+	return u.loadEntry(ctx, true)
+}
+
+func (u *userSource) loadEntry(ctx context.Context, poll bool) (*userEntry, error) {
+	v, err := storeCallFor(u, ctx, "load", poll, func(ctx context.Context) ([]byte, error) { return u.store.Load(ctx, u.box.Name()) })
 	if err != nil || v == nil {
 		return nil, err
 	}
@@ -619,6 +658,7 @@ func (u *userSource) load(ctx context.Context) (*userEntry, error) {
 	}
 	e := u.newEntry(tok)
 	e.stored.Store(&v)
+	e.loaded = true
 	return e, nil
 }
 
@@ -629,7 +669,7 @@ func (u *userSource) deleteEntry(ctx context.Context, e *userEntry) {
 	if v == nil {
 		return
 	}
-	storeCallFor(u, ctx, "delete", func(ctx context.Context) (struct{}, error) {
+	storeCallFor(u, ctx, "delete", false, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, u.store.Delete(ctx, u.box.Name(), *v)
 	})
 }
@@ -639,10 +679,15 @@ func (u *userSource) deleteEntry(ctx context.Context, e *userEntry) {
 // call does or when the bound passes, and a call given up goes on in its
 // goroutine until the store answers. A failure is logged at Warn. For
 // this flow a failed call is not skipped over: a failed load is not a
-// miss, and a failed save is saved again (see [SignIn]).
-func storeCallFor[T any](u *userSource, ctx context.Context, op string, call func(context.Context) (T, error)) (T, error) {
+// miss, and a failed save is saved again (see [SignIn]). The call is
+// reported to u's Observer under ctx, but for a release, and for a poll
+// (a call made while waiting for another process's refresh) only when it
+// finds something or fails.
+func storeCallFor[T any](u *userSource, ctx context.Context, op string, poll bool, call func(context.Context) (T, error)) (T, error) {
+	obsCtx := ctx
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
+	start := time.Now()
 	type result struct {
 		v   T
 		err error
@@ -657,6 +702,9 @@ func storeCallFor[T any](u *userSource, ctx context.Context, op string, call fun
 	case res = <-done:
 	case <-ctx.Done():
 		res.err = fmt.Errorf("no answer within %v: %w", storeTimeout, ctx.Err())
+	}
+	if u.obs != nil && op != "release" {
+		reportStoreOp(u.obs, u.source, obsCtx, StoreOperation(op), poll, res.v, res.err, time.Since(start))
 	}
 	if res.err != nil && u.logger != nil {
 		u.logger.LogAttrs(u.ctx, slog.LevelWarn, "fincalcauth: sign-in token store "+op+" failed",
@@ -676,7 +724,7 @@ func (l heldLease) release() {
 	if l.u == nil {
 		return
 	}
-	storeCallFor(l.u, l.u.ctx, "release", func(ctx context.Context) (struct{}, error) {
+	storeCallFor(l.u, l.u.ctx, "release", false, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, l.u.leaser.Release(ctx, l.u.box.Name(), l.owner)
 	})
 }
@@ -686,7 +734,7 @@ func (l heldLease) renew() {
 	if l.u == nil {
 		return
 	}
-	storeCallFor(l.u, l.u.ctx, "lease", func(ctx context.Context) (bool, error) {
+	storeCallFor(l.u, l.u.ctx, "lease", false, func(ctx context.Context) (bool, error) {
 		return l.u.leaser.Lease(ctx, l.u.box.Name(), l.owner, time.Now().Add(signInLeaseTTL))
 	})
 }
@@ -702,8 +750,8 @@ func (u *userSource) lease(ctx context.Context, stale *userEntry) (l heldLease, 
 	owner := u.owner
 	key := u.box.Name()
 	pause := signInLeasePoll / 5
-	for {
-		ok, err := storeCallFor(u, ctx, "lease", func(ctx context.Context) (bool, error) {
+	for waited := false; ; waited = true {
+		ok, err := storeCallFor(u, ctx, "lease", waited, func(ctx context.Context) (bool, error) {
 			return u.leaser.Lease(ctx, key, owner, time.Now().Add(signInLeaseTTL))
 		})
 		if err != nil {
@@ -712,7 +760,7 @@ func (u *userSource) lease(ctx context.Context, stale *userEntry) (l heldLease, 
 		if ok {
 			return heldLease{u, owner}, nil
 		}
-		if e, err := u.load(ctx); err == nil && e != nil && newer(e, stale) && time.Now().Before(e.validUntil) {
+		if e, err := u.poll(ctx); err == nil && e != nil && newer(e, stale) && time.Now().Before(e.validUntil) {
 			return heldLease{}, e
 		}
 		t := time.NewTimer(pause)
@@ -730,7 +778,7 @@ func (u *userSource) lease(ctx context.Context, stale *userEntry) (l heldLease, 
 type signInTokenSource struct{ u *userSource }
 
 func (s signInTokenSource) Token() (*oauth2.Token, error) {
-	e, err := s.u.token(context.Background())
+	e, err := s.u.token(s.u.ctx) // never done; the source's values for an Observer
 	if err != nil {
 		return nil, err
 	}
@@ -766,6 +814,10 @@ func (t *signInTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
 	}
+	replayed := false
+	if t.u.obs != nil {
+		defer func() { t.u.obs.Observe(req.Context(), Unauthorized{Source: t.u.source, Replayed: replayed}) }()
+	}
 	if accountLocked(resp) {
 		if t.u.logger != nil {
 			t.u.logger.LogAttrs(req.Context(), slog.LevelWarn, "fincalcauth: the API says the user account is locked; the token is not replaced")
@@ -793,6 +845,7 @@ func (t *signInTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	discard(resp)
 	e2.tok.SetAuthHeader(req3)
+	replayed = true
 	return t.base.RoundTrip(req3)
 }
 
@@ -819,6 +872,8 @@ type signInWire struct {
 	client *http.Client
 	hcKey  *http.Client // ctx's client, the cache key
 	logger *slog.Logger
+	obs    Observer // told of each request as a fetch
+	source string
 }
 
 // request sends one token request with form, adding the client
@@ -826,12 +881,22 @@ type signInWire struct {
 // Retry-After, if any. A 429 is waited out and sent again while the
 // waits add up to no more than sleepBudget: a throttled request was not
 // processed. Nothing else is sent twice. secrets are the form's secrets,
-// which the error never repeats.
+// which the error never repeats. The request is reported to w's Observer
+// as a fetch, each attempt sent as a FetchAttempt.
 func (w *signInWire) request(ctx context.Context, form url.Values, secrets []string) (*oauth2.Token, time.Duration, error) {
+	tr := startTrace(w.obs, w.source, ctx)
+	tok, wait, err := w.send(ctx, tr, form, secrets)
+	tr.end(tok, err)
+	return tok, wait, err
+}
+
+// send sends the attempts of request, each reported to tr.
+func (w *signInWire) send(ctx context.Context, tr *fetchTrace, form url.Values, secrets []string) (*oauth2.Token, time.Duration, error) {
 	secrets = append(secrets, w.cfg.ClientSecret)
 	var slept time.Duration
 	for {
-		tok, retryAfter, throttled, err := w.attempt(ctx, form, secrets)
+		tok, retryAfter, code, throttled, err := w.attempt(ctx, form, secrets)
+		tr.attempt(outcome{code: code, err: err})
 		if !throttled {
 			return tok, retryAfter, err
 		}
@@ -850,7 +915,9 @@ func (w *signInWire) request(ctx context.Context, form url.Values, secrets []str
 	}
 }
 
-func (w *signInWire) attempt(ctx context.Context, form url.Values, secrets []string) (tok *oauth2.Token, retryAfter time.Duration, throttled bool, err error) {
+// attempt sends one token request. code is the answer's status, or 0 if
+// none came; throttled reports a 429 read whole.
+func (w *signInWire) attempt(ctx context.Context, form url.Values, secrets []string) (tok *oauth2.Token, retryAfter time.Duration, code int, throttled bool, err error) {
 	f := url.Values{}
 	for k, vs := range form {
 		f[k] = vs
@@ -862,7 +929,7 @@ func (w *signInWire) attempt(ctx context.Context, form url.Values, secrets []str
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.cfg.Endpoint.TokenURL, strings.NewReader(f.Encode()))
 	if err != nil {
-		return nil, 0, false, fmt.Errorf("token request: %w", err)
+		return nil, 0, 0, false, fmt.Errorf("token request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
@@ -872,18 +939,18 @@ func (w *signInWire) attempt(ctx context.Context, form url.Values, secrets []str
 	sent := time.Now()
 	resp, err := w.client.Do(req)
 	if err != nil {
-		return nil, 0, false, transportError(signInReporter(ctx, secrets), "token request failed (the server may have processed it)", err)
+		return nil, 0, 0, false, transportError(signInReporter(ctx, secrets), "token request failed (the server may have processed it)", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodySize))
 	if err != nil {
-		return nil, 0, false, transportError(signInReporter(ctx, secrets), "reading the token response failed ("+statusLine(resp.StatusCode)+"; the server processed the request)", err)
+		return nil, 0, resp.StatusCode, false, transportError(signInReporter(ctx, secrets), "reading the token response failed ("+statusLine(resp.StatusCode)+"; the server processed the request)", err)
 	}
 	if resp.StatusCode == http.StatusTooManyRequests {
 		retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	tok, err = parseSignInAnswer(signInReporter(ctx, secrets), resp, body, sent)
-	return tok, retryAfter, resp.StatusCode == http.StatusTooManyRequests, err
+	return tok, retryAfter, resp.StatusCode, resp.StatusCode == http.StatusTooManyRequests, err
 }
 
 // signInReporter returns the reporter of a token request's failure:

@@ -24,3 +24,16 @@ func CachedSources(s *SignIn) int {
 func ParseSignInAnswer(resp *http.Response, body []byte, secrets []string, now time.Time) (*oauth2.Token, error) {
 	return parseSignInAnswer(signInReporter(context.Background(), secrets), resp, body, now)
 }
+
+// SignInTokenLookup returns the token lookup that c's transport makes on
+// each request; c must come from SignIn.Client.
+func SignInTokenLookup(c *http.Client) func() (*oauth2.Token, error) {
+	u := c.Transport.(*signInTransport).u
+	return func() (*oauth2.Token, error) {
+		e, err := u.token(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		return e.tok, nil
+	}
+}
