@@ -688,18 +688,9 @@ func storeCallFor[T any](u *userSource, ctx context.Context, op string, poll boo
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	start := time.Now()
-	type result struct {
-		v   T
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		v, err := call(ctx)
-		done <- result{v, err}
-	}()
-	var res result
+	var res storeResult[T]
 	select {
-	case res = <-done:
+	case res = <-goStoreCall(ctx, call):
 	case <-ctx.Done():
 		res.err = fmt.Errorf("no answer within %v: %w", storeTimeout, ctx.Err())
 	}

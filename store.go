@@ -159,15 +159,7 @@ func storeCall[T any](w *storeWork, op string, poll bool, call func(context.Cont
 		return zero, false
 	}
 	ctx, cancel := context.WithTimeout(w.r.ctx, w.left+storeGrace)
-	type result struct {
-		v   T
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		v, err := call(ctx)
-		done <- result{v, err}
-	}()
+	done := goStoreCall(ctx, call)
 	start := time.Now()
 	bound := time.NewTimer(w.left)
 	select {
@@ -209,6 +201,26 @@ func storeCall[T any](w *storeWork, op string, poll bool, call func(context.Cont
 		w.r.logStoreFailure(op, err)
 	}()
 	return zero, false
+}
+
+// storeResult is what one call of a store returned.
+type storeResult[T any] struct {
+	v   T
+	err error
+}
+
+// goStoreCall runs call under ctx in a goroutine of its own and returns
+// the channel that receives its result, so that its caller can stop
+// waiting at a bound of its own: a store may ignore its context. Both
+// flows bound their store calls so, each under its own policy
+// ([storeCall] and [storeCallFor]).
+func goStoreCall[T any](ctx context.Context, call func(context.Context) (T, error)) <-chan storeResult[T] {
+	done := make(chan storeResult[T], 1)
+	go func() {
+		v, err := call(ctx)
+		done <- storeResult[T]{v, err}
+	}()
+	return done
 }
 
 // fail records a failed call of w's store and logs it.
