@@ -18,7 +18,10 @@
 //     and fincalcauth.outcome (hit, miss, ok or failed);
 //   - fincalcauth.token.remaining, a gauge of the seconds left until
 //     FinCalc's expiry of each source's current token, 0 once it has
-//     expired, with the attribute fincalcauth.source;
+//     expired, with the attribute fincalcauth.source; a source whose
+//     token expired more than [ForgetAfter] ago is no longer reported,
+//     and at most [MaxSources] are, those whose tokens expire last (a
+//     SignIn has a source per person);
 //   - fincalcauth.api.unauthorized, a counter of the 401 answers of the
 //     API to a client from Config.Client, with the attribute
 //     fincalcauth.replayed (whether the request was sent again with a new
@@ -146,6 +149,17 @@ type observer struct {
 	expiry map[string]time.Time // FinCalc's expiry of each source's token
 }
 
+// ForgetAfter is how long after its token's expiry a source is no longer
+// reported by fincalcauth.token.remaining: a source that nobody uses any
+// more, after a secret rotation or a person's last visit, stops being a
+// series of its own.
+const ForgetAfter = time.Hour
+
+// MaxSources bounds the sources that fincalcauth.token.remaining reports,
+// and so its series. When a new source would exceed it, the source whose
+// token expires first is dropped.
+const MaxSources = 1000
+
 // StartFetch starts a span for the fetch.
 func (ob *observer) StartFetch(ctx context.Context, e fincalcauth.FetchStart) context.Context {
 	opts := []trace.SpanStartOption{
@@ -184,6 +198,9 @@ func (ob *observer) Observe(ctx context.Context, e fincalcauth.Event) {
 	case fincalcauth.TokenInUse:
 		ob.mu.Lock()
 		ob.expiry[e.Source] = e.Expiry
+		if len(ob.expiry) > MaxSources {
+			ob.dropFirstExpiring()
+		}
 		ob.mu.Unlock()
 	case fincalcauth.Unauthorized:
 		ob.unauthorized.Add(ctx, 1, metric.WithAttributes(attribute.Bool(AttrReplayed, e.Replayed)))
@@ -204,7 +221,24 @@ func (ob *observer) remaining(ctx context.Context, o metric.Float64Observer) err
 	ob.mu.Lock()
 	defer ob.mu.Unlock()
 	for source, expiry := range ob.expiry {
+		if now.Sub(expiry) > ForgetAfter {
+			delete(ob.expiry, source)
+			continue
+		}
 		o.Observe(max(expiry.Sub(now), 0).Seconds(), metric.WithAttributes(attribute.String(AttrSource, source)))
 	}
 	return nil
+}
+
+// dropFirstExpiring forgets the source whose token expires first. ob.mu
+// must be held.
+func (ob *observer) dropFirstExpiring() {
+	var first string
+	var at time.Time
+	for source, expiry := range ob.expiry {
+		if first == "" || expiry.Before(at) {
+			first, at = source, expiry
+		}
+	}
+	delete(ob.expiry, first)
 }
