@@ -20,7 +20,7 @@ import (
 
 // The tests in this file run several OS processes, the test binary
 // re-executed as a process of a fleet (see fleetChild), that share one
-// FileStore folder, against one fake FinCalc on loopback in the test's
+// FileStore dir, against one fake FinCalc on loopback in the test's
 // own process, which counts their token requests.
 
 // fleetChildEnv, when set to a token URL, makes the test binary a process
@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 // in FINCALCAUTH_FLEET_DIR, at the moment in FINCALCAUTH_START (Unix
 // nanoseconds) if set, and prints "token " and the token, or "error "
 // and the error. With FINCALCAUTH_LEASE_CAP set, its leases last at most
-// that long in the folder, so that a test need not wait out a whole lease
+// that long in the dir, so that a test need not wait out a whole lease
 // after it kills the process.
 func fleetChild(url string) {
 	var store fincalcauth.Store = fincalcauth.NewFileStore(os.Getenv("FINCALCAUTH_FLEET_DIR"))
@@ -124,7 +124,7 @@ func checkOneToken(t *testing.T, fake *fincalcauthtest.Server, printed []string)
 }
 
 func TestFileStoreFleetColdStart(t *testing.T) {
-	// Ten processes start at the same moment against an empty folder, and
+	// Ten processes start at the same moment against an empty dir, and
 	// the endpoint takes 300ms: one token request, one token.
 	fake := fincalcauthtest.NewServer()
 	defer fake.Close()
@@ -188,7 +188,7 @@ func TestFileStoreFleetHolderKilled(t *testing.T) {
 }
 
 // BenchmarkFileStoreFleetColdStart starts 10 processes that share a
-// FileStore folder, empty at first, and ask for a token at the same
+// FileStore dir, empty at first, and ask for a token at the same
 // moment from an endpoint that takes 300 ms to answer, and reports the
 // token requests they make in all.
 func BenchmarkFileStoreFleetColdStart(b *testing.B) {
@@ -210,7 +210,7 @@ func BenchmarkFileStoreFleetColdStart(b *testing.B) {
 
 // BenchmarkFileStoreHolderKilled measures, with the real 30 s leases, how
 // long after a process took the lease and was killed (SIGKILL) while its
-// token request was under way five other processes sharing its folder,
+// token request was under way five other processes sharing its dir,
 // started meanwhile, all have a token, and the token requests made, the
 // killed one's included. Each iteration takes about 30 s.
 func BenchmarkFileStoreHolderKilled(b *testing.B) {
