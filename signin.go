@@ -124,6 +124,11 @@ type SignIn struct {
 	checked sync.Once
 	invalid error // what validate found, once
 
+	// noLease is set once Store's Lease has said, with an error that
+	// wraps errors.ErrUnsupported, that it grants no leases here: the
+	// store is then used as a plain Store.
+	noLease atomic.Bool
+
 	mu      sync.Mutex
 	sources map[sourceKey]*list.Element // of *userSource, most recently used first in lru
 	lru     list.List
@@ -332,13 +337,15 @@ type userSource struct {
 	user   string
 	store  Store
 	leaser Leaser // store, if it is a Leaser
-	owner  []byte // this source's name as a lease holder
-	box    *tokenstore.Box
-	w      *signInWire
-	ctx    context.Context // values only
-	logger *slog.Logger
-	obs    Observer // SignIn.Observer
-	source string   // the Source of obs's events
+	// noLease is the SignIn's: set, leaser grants no leases here.
+	noLease *atomic.Bool
+	owner   []byte // this source's name as a lease holder
+	box     *tokenstore.Box
+	w       *signInWire
+	ctx     context.Context // values only
+	logger  *slog.Logger
+	obs     Observer // SignIn.Observer
+	source  string   // the Source of obs's events
 
 	cur atomic.Pointer[userEntry]
 
@@ -373,6 +380,7 @@ func newUserSource(s *SignIn, ctx context.Context, user string) *userSource {
 		logger: s.Logger,
 	}
 	u.leaser, _ = s.Store.(Leaser)
+	u.noLease = &s.noLease
 	u.owner = newOwner()
 	if s.Observer != nil {
 		u.obs, u.source = s.Observer, u.box.Name()[:8]
@@ -488,7 +496,7 @@ func (u *userSource) obtain(ctx context.Context, cur, refused *userEntry) (*user
 	usable := func(e *userEntry) bool {
 		return e != nil && newer(e, stale) && time.Now().Before(e.validUntil)
 	}
-	if u.leaser != nil {
+	if u.leasing() {
 		// A look before the lease: a process that starts, or that
 		// another has overtaken, needs none.
 		if e, err := u.load(ctx); err == nil && usable(e) {
@@ -735,7 +743,7 @@ func (l heldLease) renew() {
 // if a token other than stale appears there, it returns that token and
 // no lease. If the store fails, it goes on without a lease.
 func (u *userSource) lease(ctx context.Context, stale *userEntry) (l heldLease, adopted *userEntry) {
-	if u.leaser == nil {
+	if !u.leasing() {
 		return heldLease{}, nil
 	}
 	owner := u.owner
@@ -743,9 +751,16 @@ func (u *userSource) lease(ctx context.Context, stale *userEntry) (l heldLease, 
 	pause := signInLeasePoll / 5
 	for waited := false; ; waited = true {
 		ok, err := storeCallFor(u, ctx, "lease", waited, func(ctx context.Context) (bool, error) {
-			return u.leaser.Lease(ctx, key, owner, time.Now().Add(signInLeaseTTL))
+			ok, err := u.leaser.Lease(ctx, key, owner, time.Now().Add(signInLeaseTTL))
+			if errors.Is(err, errors.ErrUnsupported) {
+				// A store that cannot grant leases here, such as a
+				// FileStore without flock, is used without them.
+				u.noLease.Store(true)
+				return false, nil
+			}
+			return ok, err
 		})
-		if err != nil {
+		if err != nil || u.noLease.Load() {
 			return heldLease{}, nil
 		}
 		if ok {
@@ -763,6 +778,11 @@ func (u *userSource) lease(ctx context.Context, stale *userEntry) (l heldLease, 
 		}
 		pause = min(pause*2, signInLeasePoll)
 	}
+}
+
+// leasing reports whether u's store grants leases, as far as it knows.
+func (u *userSource) leasing() bool {
+	return u.leaser != nil && !u.noLease.Load()
 }
 
 // signInTokenSource is the source of SignIn.TokenSource.

@@ -865,3 +865,40 @@ func TestSignInStoreDown(t *testing.T) {
 		store.failing.Store(false)
 	})
 }
+
+func TestSignInLeaseUnsupported(t *testing.T) {
+	// A Leaser that cannot grant leases where it runs (a FileStore
+	// without flock) is used as a plain Store: refreshes go on, with no
+	// Warn record, and its Lease is not asked again.
+	synctest.Test(t, func(t *testing.T) {
+		f := newSignInFake()
+		f.SetTokenLifetime(time.Hour)
+		store := newMemLeaser()
+		store.cannot = true
+		var leases atomic.Int64
+		store.onLease = func() { leases.Add(1) }
+		var logs lockedBuffer
+		app := f.app(store)
+		app.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		for _, person := range []string{"ada", "bob"} {
+			f.signIn(t, app, person)
+		}
+		for range 3 {
+			time.Sleep(time.Hour)
+			for _, person := range []string{"ada", "bob"} {
+				if status, _, err := f.get(app, person); err != nil || status != http.StatusOK {
+					t.Fatalf("%s after expiry: %d, %v", person, status, err)
+				}
+			}
+		}
+		if s := f.SignInStats(); s.Refreshes != 6 || s.InvalidGrants != 0 {
+			t.Errorf("stats %+v; want 6 refreshes and no invalid_grant", s)
+		}
+		if got := leases.Load(); got != 1 {
+			t.Errorf("Lease asked %d times; want once", got)
+		}
+		if strings.Contains(logs.String(), "level=WARN") {
+			t.Errorf("a store without leases was logged as failing: %s", logs.String())
+		}
+	})
+}
