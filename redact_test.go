@@ -26,6 +26,7 @@ import (
 	"unicode/utf16"
 
 	"github.com/gofincalc/fincalcauth"
+	"github.com/gofincalc/fincalcauth/fincalcauthtest"
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/oauth2"
 )
@@ -710,14 +711,33 @@ func TestConfigNeverShowsSecret(t *testing.T) {
 	}
 }
 
-// TestAPIErrorNeverShowsToken checks the API requests of Config.Client:
-// net/http quotes a malformed header line in its error, and the Location
-// of a redirect it cannot follow, and an API server may echo the bearer
-// token in either.
+// TestAPIErrorNeverShowsToken checks the API requests of Config.Client
+// and SignIn.Client: net/http quotes a malformed header line in its
+// error, and the Location of a redirect it cannot follow, and an API
+// server may echo the bearer token in either.
 func TestAPIErrorNeverShowsToken(t *testing.T) {
 	const tok = "eyJhbGciOiJIUzI1NiJ9.api-token.sig"
 	tokenURL := httptest.NewServer(answer(200, okBody(tok, 3600)))
 	defer tokenURL.Close()
+	fake := fincalcauthtest.NewServer()
+	defer fake.Close()
+	signIn := &fincalcauth.SignIn{Config: fake.SignInConfig("https://app.example/callback"), Store: newMemStore()}
+	verifier := oauth2.GenerateVerifier()
+	to, err := fake.Authorize(signIn.Config.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signedIn, err := signIn.Exchange(context.Background(), "ada", to.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients := map[string]struct {
+		client *http.Client
+		tok    string
+	}{
+		"Config": {testConfig(tokenURL.URL).Client(context.Background()), tok},
+		"SignIn": {signIn.Client(context.Background(), "ada"), signedIn.AccessToken},
+	}
 	tests := map[string]func(auth string) string{
 		"malformed header line": func(auth string) string {
 			return "HTTP/1.1 200 OK\r\nX-Seen " + auth + "\r\nContent-Length: 0\r\n\r\n"
@@ -733,20 +753,21 @@ func TestAPIErrorNeverShowsToken(t *testing.T) {
 		},
 	}
 	for name, reply := range tests {
-		t.Run(name, func(t *testing.T) {
-			api := rawAPIServer(t, reply)
-			client := testConfig(tokenURL.URL).Client(context.Background())
-			resp, err := client.Get(api)
-			if err == nil {
-				resp.Body.Close()
-				t.Fatalf("GET succeeded: %s", resp.Status)
-			}
-			for what, s := range reported(err) {
-				if how := leak(s, tok); how != "" {
-					t.Errorf("%s shows the token (%s): %q", what, how, s)
+		for cname, c := range clients {
+			t.Run(cname+"/"+name, func(t *testing.T) {
+				api := rawAPIServer(t, reply)
+				resp, err := c.client.Get(api)
+				if err == nil {
+					resp.Body.Close()
+					t.Fatalf("GET succeeded: %s", resp.Status)
 				}
-			}
-		})
+				for what, s := range reported(err) {
+					if how := leak(s, c.tok); how != "" {
+						t.Errorf("%s shows the token (%s): %q", what, how, s)
+					}
+				}
+			})
+		}
 	}
 }
 

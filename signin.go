@@ -818,10 +818,10 @@ func (t *signInTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, err
 	}
-	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	replayable := replayable(req)
 	req2 := req.Clone(req.Context())
 	e.tok.SetAuthHeader(req2)
-	resp, err := t.base.RoundTrip(req2)
+	resp, err := t.send(req2, e)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
 	}
@@ -846,23 +846,20 @@ func (t *signInTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if e2 == nil || e2.tok.AccessToken == e.tok.AccessToken || !replayable {
 		return resp, nil
 	}
-	req3 := req.Clone(req.Context())
-	if req.GetBody != nil && req.Body != nil && req.Body != http.NoBody {
-		body, err := req.GetBody()
-		if err != nil {
-			return resp, nil
-		}
-		req3.Body = body
+	req3 := replay(req, resp, e2.tok)
+	if req3 == nil {
+		return resp, nil
 	}
-	discard(resp)
-	e2.tok.SetAuthHeader(req3)
 	replayed = true
-	return t.base.RoundTrip(req3)
+	return t.send(req3, e2)
 }
 
-func discard(resp *http.Response) {
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
+// send sends req, which carries e's token, as [transport.send] does: a
+// failure or a Location that mentions a secret is reported withheld.
+func (t *signInTransport) send(req *http.Request, e *userEntry) (*http.Response, error) {
+	return sendWithToken(t.base, req, func() reporter {
+		return signInReporter(req.Context(), []string{e.tok.AccessToken, e.tok.RefreshToken, t.u.w.cfg.ClientSecret})
+	})
 }
 
 // accountLocked reports whether resp, a 401 from the API, says the

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"golang.org/x/oauth2"
 )
 
 // transport is the RoundTripper of Config.Client: it adds a bearer
@@ -30,8 +32,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, err
 	}
-	// A request whose body cannot be sent again is not replayed.
-	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	replayable := replayable(req)
 
 	req2 := req.Clone(req.Context())
 	e.tok.SetAuthHeader(req2)
@@ -59,19 +60,43 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if fl.err != nil || fl.e.tok.AccessToken == e.tok.AccessToken {
 		return resp, nil
 	}
-	req3 := req.Clone(req.Context())
+	req3 := replay(req, resp, fl.e.tok)
+	if req3 == nil {
+		return resp, nil
+	}
+	replayed = true
+	return t.send(req3, fl.e)
+}
+
+// replayable reports whether req can be sent again: a request whose body
+// cannot be had again is not replayed.
+func replayable(req *http.Request) bool {
+	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+}
+
+// replay returns a copy of req, which must be replayable, that carries
+// tok, with its body had again from GetBody, and drains and closes resp,
+// the answer it replaces. If GetBody fails, replay returns nil and
+// leaves resp alone.
+func replay(req *http.Request, resp *http.Response, tok *oauth2.Token) *http.Request {
+	req2 := req.Clone(req.Context())
 	if req.GetBody != nil && req.Body != nil && req.Body != http.NoBody {
 		body, err := req.GetBody()
 		if err != nil {
-			return resp, nil
+			return nil
 		}
-		req3.Body = body
+		req2.Body = body
 	}
+	discard(resp)
+	tok.SetAuthHeader(req2)
+	return req2
+}
+
+// discard drains a little of resp's body, so that its connection may be
+// reused, and closes it.
+func discard(resp *http.Response) {
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	fl.e.tok.SetAuthHeader(req3)
-	replayed = true
-	return t.send(req3, fl.e)
 }
 
 // send sends req, which carries e's token. A failure whose text mentions
@@ -82,29 +107,33 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // follow. The check is made only when there is a failure or a Location:
 // an answer without costs nothing.
 func (t *transport) send(req *http.Request, e *entry) (*http.Response, error) {
-	resp, err := t.base.RoundTrip(req)
+	return sendWithToken(t.base, req, func() reporter {
+		rep := t.r.f.reporter(req.Context())
+		rep.secrets = append(rep.secrets, e.tok.AccessToken)
+		return rep
+	})
+}
+
+// sendWithToken sends req, which carries a token, through base, as
+// [transport.send] describes; rep returns the reporter of a failure,
+// which knows the token and the other secrets, and is called only when
+// there is one to report.
+func sendWithToken(base http.RoundTripper, req *http.Request, rep func() reporter) (*http.Response, error) {
+	resp, err := base.RoundTrip(req)
 	if err != nil {
-		rep := t.reporter(req, e)
+		rep := rep()
 		if rep.withheld(err.Error()) != "" {
 			return nil, transportError(rep, "fincalcauth: API request failed", err)
 		}
 		return nil, err
 	}
 	if loc := resp.Header.Get("Location"); loc != "" {
-		if why := t.reporter(req, e).withheld(loc); why != "" {
+		if why := rep().withheld(loc); why != "" {
 			resp.Body.Close()
 			return nil, fmt.Errorf("fincalcauth: API request answered %s with a Location header that is %s", statusLine(resp.StatusCode), why)
 		}
 	}
 	return resp, nil
-}
-
-// reporter returns the reporter of a failure of req, which carries e's
-// token.
-func (t *transport) reporter(req *http.Request, e *entry) reporter {
-	rep := t.r.f.reporter(req.Context())
-	rep.secrets = append(rep.secrets, e.tok.AccessToken)
-	return rep
 }
 
 // carriesToken reports whether req may carry the bearer token: it is the
