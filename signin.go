@@ -42,9 +42,10 @@ const (
 	// lifetime, since the token answer does not say.
 	refreshLifetime = 366 * 24 * time.Hour
 
-	// signInLeaseTTL is how long a refresh holds its person's lease: longer
-	// than a refresh and its save take, short enough that a process that
-	// dies holding it costs the others no more than this wait.
+	// signInLeaseTTL is how long a person's lease lasts unless renewed,
+	// as it is while its holder refreshes or saves: short enough that a
+	// process that dies holding it costs the others no more than this
+	// wait.
 	signInLeaseTTL = 20 * time.Second
 
 	// signInLeasePoll bounds the pause between two looks at the store while
@@ -539,10 +540,12 @@ func (u *userSource) obtain(ctx context.Context, cur, refused *userEntry) (*user
 		return nil, 0, fmt.Errorf("%w: the stored tokens have no refresh token", ErrSignInRequired)
 	}
 
+	stop := l.keep()
 	tok, retryAfter, err := u.w.request(ctx, url.Values{
 		"grant_type":    {"refresh_token"},
 		"refresh_token": {base.tok.RefreshToken},
 	}, []string{base.tok.RefreshToken, base.tok.AccessToken})
+	stop()
 	if err != nil {
 		if !refusedRefresh(err) {
 			return nil, retryAfter, fmt.Errorf("fincalcauth: refreshing the sign-in token: %w", err)
@@ -736,6 +739,34 @@ func (l heldLease) renew() {
 	storeCallFor(l.u, l.u.ctx, "lease", false, func(ctx context.Context) (bool, error) {
 		return l.u.leaser.Lease(ctx, l.u.box.Name(), l.owner, time.Now().Add(signInLeaseTTL))
 	})
+}
+
+// keep renews l every third of its lifetime until stop is called, and
+// stop returns once no renewal is under way: a refresh is never cut
+// short (its answer would be lost), so the lease lasts as long as the
+// refresh does, and no other process refreshes the same token meanwhile.
+func (l heldLease) keep() (stop func()) {
+	if l.u == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(signInLeaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				l.renew()
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
 }
 
 // lease takes the person's lease, if the store is a Leaser, and returns

@@ -284,6 +284,49 @@ func TestSignInOneRefreshFleetWide(t *testing.T) {
 	})
 }
 
+func TestSignInSlowRefreshKeepsLease(t *testing.T) {
+	// A refresh that takes longer than the lease's lifetime keeps its
+	// lease: another process waits for its token rather than taking the
+	// lease and spending the same refresh token.
+	synctest.Test(t, func(t *testing.T) {
+		f := newSignInFake()
+		f.SetTokenLifetime(time.Hour)
+		store := newMemLeaser()
+		first, second := f.app(store), f.app(store)
+		f.signIn(t, first, "ada")
+		if _, err := second.TokenSource(f.ctx, "ada").Token(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Hour)
+		got := make([]string, 2)
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			tok, err := first.TokenSource(f.slowed(30*time.Second), "ada").Token()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			got[0] = tok.AccessToken
+		})
+		time.Sleep(time.Second)
+		wg.Go(func() {
+			tok, err := second.TokenSource(f.slowed(time.Second), "ada").Token()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			got[1] = tok.AccessToken
+		})
+		wg.Wait()
+		if s := f.SignInStats(); s.Refreshes != 1 || s.InvalidGrants != 0 {
+			t.Errorf("stats %+v; want 1 refresh, 0 invalid_grant", s)
+		}
+		if got[0] != got[1] {
+			t.Errorf("the two processes got different tokens")
+		}
+	})
+}
+
 func TestSignInRefused(t *testing.T) {
 	tests := []struct {
 		name   string
