@@ -264,7 +264,9 @@ func (s *SignIn) Client(ctx context.Context, user string) *http.Client {
 // It deletes user's entry from the store and from this process. Other
 // processes that share the store find the entry gone when they next
 // consult it, at their next refresh or 401, and then answer
-// [ErrSignInRequired]. The tokens are not revoked at FinCalc.
+// [ErrSignInRequired]. With a [Leaser], it deletes under user's lease, so
+// that a refresh under way in another process cannot put the entry back
+// afterwards. The tokens are not revoked at FinCalc.
 func (s *SignIn) SignOut(ctx context.Context, user string) error {
 	if err := s.validate(); err != nil {
 		return err
@@ -280,6 +282,12 @@ func (s *SignIn) SignOut(ctx context.Context, user string) error {
 	}
 	s.mu.Unlock()
 	u := newUserSource(s, ctx, user)
+	// Delete under the person's lease: a refresh under way in another
+	// process saves its new pair before it releases the lease, and would
+	// otherwise put the entry back after the delete.
+	if l, _ := u.lease(ctx, nil, false); l.u != nil {
+		defer l.release()
+	}
 	for range 3 {
 		v, err := storeCallFor(u, ctx, "load", false, func(ctx context.Context) ([]byte, error) { return s.Store.Load(ctx, u.box.Name()) })
 		if err != nil {
@@ -504,7 +512,7 @@ func (u *userSource) obtain(ctx context.Context, cur, refused *userEntry) (*user
 			return e, 0, nil
 		}
 	}
-	l, adopted := u.lease(ctx, stale)
+	l, adopted := u.lease(ctx, stale, true)
 	if adopted != nil {
 		return adopted, 0, nil
 	}
@@ -770,10 +778,11 @@ func (l heldLease) keep() (stop func()) {
 }
 
 // lease takes the person's lease, if the store is a Leaser, and returns
-// its release. While another process holds it, lease watches the store:
-// if a token other than stale appears there, it returns that token and
-// no lease. If the store fails, it goes on without a lease.
-func (u *userSource) lease(ctx context.Context, stale *userEntry) (l heldLease, adopted *userEntry) {
+// its release. While another process holds it, lease waits; if adopt is
+// set, it also watches the store: if a token other than stale appears
+// there, it returns that token and no lease. If the store fails, or ctx
+// is done, it goes on without a lease.
+func (u *userSource) lease(ctx context.Context, stale *userEntry, adopt bool) (l heldLease, adopted *userEntry) {
 	if !u.leasing() {
 		return heldLease{}, nil
 	}
@@ -797,8 +806,10 @@ func (u *userSource) lease(ctx context.Context, stale *userEntry) (l heldLease, 
 		if ok {
 			return heldLease{u, owner}, nil
 		}
-		if e, err := u.poll(ctx); err == nil && e != nil && newer(e, stale) && time.Now().Before(e.validUntil) {
-			return heldLease{}, e
+		if adopt {
+			if e, err := u.poll(ctx); err == nil && e != nil && newer(e, stale) && time.Now().Before(e.validUntil) {
+				return heldLease{}, e
+			}
 		}
 		t := time.NewTimer(pause)
 		select {

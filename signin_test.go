@@ -327,6 +327,35 @@ func TestSignInSlowRefreshKeepsLease(t *testing.T) {
 	})
 }
 
+func TestSignOutDuringRefreshElsewhere(t *testing.T) {
+	// A refresh under way in another process when the person signs out
+	// saves its new pair before it releases the lease; the sign-out,
+	// which deletes under the lease, must not be undone by that save.
+	synctest.Test(t, func(t *testing.T) {
+		f := newSignInFake()
+		f.SetTokenLifetime(time.Hour)
+		store := newMemLeaser()
+		first, second := f.app(store), f.app(store)
+		f.signIn(t, first, "ada")
+		time.Sleep(time.Hour)
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			if _, err := first.TokenSource(f.slowed(30*time.Second), "ada").Token(); err != nil {
+				t.Error(err)
+			}
+		})
+		time.Sleep(time.Second)
+		if err := second.SignOut(f.ctx, "ada"); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		third := f.app(store)
+		if _, err := third.TokenSource(f.ctx, "ada").Token(); !errors.Is(err, fincalcauth.ErrSignInRequired) {
+			t.Errorf("after signing out, a new process got %v; want ErrSignInRequired", err)
+		}
+	})
+}
+
 func TestSignInRefused(t *testing.T) {
 	tests := []struct {
 		name   string
