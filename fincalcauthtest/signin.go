@@ -66,7 +66,7 @@ type signInState struct {
 	windows         map[string]*throttleWindow // by client address
 	league          int
 	envelope        bool
-	next            []Fault
+	faults          faultScript // of FailNextSignIn
 	lose            int
 	stats           SignInStats
 }
@@ -211,7 +211,7 @@ func (s *Server) SetSignInEnvelope(on bool) {
 func (s *Server) FailNextSignIn(faults ...Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.signIn.next = append(s.signIn.next, faults...)
+	s.signIn.faults.next = append(s.signIn.faults.next, faults...)
 }
 
 // LoseSignInAnswers makes the next n sign-in token requests be processed
@@ -386,11 +386,7 @@ func (s *Server) serveSignInToken(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	st := &s.signIn
 	st.stats.Requests++
-	var fault *Fault
-	if len(st.next) > 0 {
-		fault = &st.next[0]
-		st.next = st.next[1:]
-	}
+	fault := st.faults.take()
 	retry := 0
 	if fault == nil && st.throttle > 0 {
 		win := st.windows[addr]
